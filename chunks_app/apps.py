@@ -1,0 +1,8 @@
+"""Chunks: ingest, codecs, the chunk store and downloads."""
+
+from django.apps import AppConfig
+
+
+class ChunksAppConfig(AppConfig):
+    name = "chunks_app"
+    verbose_name = "Chunks"

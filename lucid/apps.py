@@ -1,0 +1,8 @@
+"""The project package as an app, for what every app shares (management commands)."""
+
+from django.apps import AppConfig
+
+
+class LucidConfig(AppConfig):
+    name = "lucid"
+    verbose_name = "Lucid"

@@ -1,0 +1,211 @@
+"""Settings for Lucid session storage: every value comes from the environment."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from error
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "lucid-insecure-development-key-change-me-in-production")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
+
+# --- Lucid --------------------------------------------------------------------------------------
+LUCID_STORAGE_PATH = Path(env_str("LUCID_STORAGE_PATH", str(BASE_DIR / "var" / "sessions")))
+LUCID_CHUNK_STORE_PATH = Path(env_str("LUCID_CHUNK_STORE_PATH", str(BASE_DIR / "var" / "chunks")))
+LUCID_CHUNK_STORE_BACKEND = env_str(
+    "LUCID_CHUNK_STORE_BACKEND", "chunks_app.storage.filesystem.FileSystemChunkStore"
+)
+LUCID_CHUNK_STORE_OPTIONS = {"root": str(LUCID_CHUNK_STORE_PATH)}
+LUCID_COMPRESSION_ALGORITHM = env_str("LUCID_COMPRESSION_ALGORITHM", "zstd")
+LUCID_COMPRESSION_LEVEL = env_int("LUCID_COMPRESSION_LEVEL", 6)
+LUCID_CHUNK_SIZE_MB = env_int("LUCID_CHUNK_SIZE_MB", 10)
+LUCID_MAX_CHUNK_SIZE_MB = env_int("LUCID_MAX_CHUNK_SIZE_MB", 64)
+LUCID_MIN_CHUNK_SIZE = 64 * 1024
+LUCID_RETENTION_DAYS = env_int("LUCID_RETENTION_DAYS", 30)
+LUCID_MAX_SESSIONS = env_int("LUCID_MAX_SESSIONS", 1000)
+LUCID_CLEANUP_INTERVAL_HOURS = env_int("LUCID_CLEANUP_INTERVAL_HOURS", 24)
+LUCID_METADATA_MAX_BYTES = 64 * 1024
+LUCID_PAGE_SIZE = env_int("LUCID_PAGE_SIZE", 50)
+LUCID_MAX_PAGE_SIZE = env_int("LUCID_MAX_PAGE_SIZE", 1000)
+MONGO_URL = env_str("MONGO_URL")
+PORT = env_int("PORT", 8080)
+
+LUCID_STORAGE_PATH.mkdir(parents=True, exist_ok=True)
+
+# --- Django -------------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "lucid",
+    "sessions_app",
+    "chunks_app",
+    "pipeline_app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "lucid.urls"
+WSGI_APPLICATION = "lucid.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": LUCID_STORAGE_PATH / "lucid.sqlite3",
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+            },
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"IGNORE_EXCEPTIONS": True},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "var" / "static")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+
+# Chunk bodies are streamed by our own views; this bounds only form and JSON bodies.
+DATA_UPLOAD_MAX_MEMORY_SIZE = LUCID_METADATA_MAX_BYTES * 4
+
+# --- REST framework -----------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "lucid.api.pagination.KeysetPagination",
+    "PAGE_SIZE": LUCID_PAGE_SIZE,
+    "EXCEPTION_HANDLER": "lucid.api.exceptions.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Lucid session storage API",
+    "DESCRIPTION": "Stores RDP session recordings: sessions, chunks, pipelines and downloads.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "lucid.api.schema.paths_without_trailing_slash",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "SessionStatusEnum": "sessions_app.choices.SessionStatus",
+        "CompressionAlgorithmEnum": "chunks_app.choices.CompressionAlgorithm",
+    },
+}
+
+SIMPLE_JWT = {"AUTH_HEADER_TYPES": ("Bearer",)}
+
+# --- Celery -------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LUCID_LOG_LEVEL", "INFO")},
+}

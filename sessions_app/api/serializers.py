@@ -1,0 +1,58 @@
+"""JSON shapes of recording sessions."""
+
+from rest_framework import serializers
+
+from sessions_app.models import Session
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    """A recording session as clients read and write it."""
+
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    metadata = serializers.JSONField(required=False, help_text="A JSON object of at most 64 KiB.")
+    chunk_size = serializers.IntegerField(
+        required=False, help_text="Bytes per chunk; only while the session is `created`."
+    )
+    compression_level = serializers.IntegerField(
+        required=False, help_text="Validated per algorithm; only while the session is `created`."
+    )
+    retention_days = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, help_text="null = the system default."
+    )
+    compression_ratio = serializers.FloatField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Session
+        fields = [
+            "id",
+            "name",
+            "owner",
+            "host",
+            "metadata",
+            "status",
+            "chunk_size",
+            "compression_algorithm",
+            "compression_level",
+            "retention_days",
+            "legal_hold",
+            "created_at",
+            "updated_at",
+            "started_at",
+            "stopped_at",
+            "chunk_count",
+            "size",
+            "compressed_size",
+            "compression_ratio",
+        ]
+        read_only_fields = [
+            "id",
+            "status",
+            "created_at",
+            "updated_at",
+            "started_at",
+            "stopped_at",
+            "chunk_count",
+            "size",
+            "compressed_size",
+        ]
+        extra_kwargs = {"compression_algorithm": {"required": False}}

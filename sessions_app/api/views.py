@@ -1,0 +1,118 @@
+"""HTTP endpoints of recording sessions and their recording control."""
+
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import filters, mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from lucid.api.schema import error_responses
+from sessions_app import services
+from sessions_app.api.serializers import SessionSerializer
+from sessions_app.filtersets import SessionFilterSet
+from sessions_app.models import Session
+from sessions_app.selectors import session_get, session_list
+
+
+def _control_schema(verb: str):
+    return extend_schema(
+        request=None,
+        responses={200: SessionSerializer, **error_responses(404, 409)},
+        summary=f"{verb} the recording",
+        description=f"{verb}s the recording; 409 names the current status if it cannot.",
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List sessions, newest first",
+        responses={200: SessionSerializer(many=True), **error_responses(400)},
+    ),
+    create=extend_schema(
+        summary="Create a session", responses={201: SessionSerializer, **error_responses(400)}
+    ),
+    retrieve=extend_schema(
+        summary="Get a session", responses={200: SessionSerializer, **error_responses(404)}
+    ),
+    update=extend_schema(
+        summary="Replace a session's writable fields",
+        responses={200: SessionSerializer, **error_responses(400, 404, 409)},
+    ),
+    partial_update=extend_schema(
+        summary="Change some of a session's writable fields",
+        responses={200: SessionSerializer, **error_responses(400, 404, 409)},
+    ),
+    destroy=extend_schema(
+        summary="Delete a session with its chunks",
+        responses={204: None, **error_responses(404, 409)},
+    ),
+)
+class SessionViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Recording sessions: CRUD and the start / pause / resume / stop control actions."""
+
+    serializer_class = SessionSerializer
+    filter_backends = [DjangoFilterBackend, filters.SearchFilter, filters.OrderingFilter]
+    filterset_class = SessionFilterSet
+    search_fields = ["name", "host"]
+    ordering_fields = ["created_at", "name", "size"]
+    ordering = ["-created_at"]
+    lookup_value_regex = "[^/]+"
+
+    def get_queryset(self):
+        return session_list()
+
+    def get_object(self) -> Session:
+        session = session_get(session_id=self.kwargs["pk"])
+        self.check_object_permissions(self.request, session)
+        return session
+
+    def create(self, request: Request) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        session = services.session_create(owner=request.user, **serializer.validated_data)
+        return Response(self.get_serializer(session).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, pk: str) -> Response:
+        return self._update(request, partial=False)
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        return self._update(request, partial=True)
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        services.session_delete(session=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @_control_schema("Start")
+    @action(detail=True, methods=["post"])
+    def start(self, request: Request, pk: str) -> Response:
+        return self._render(services.session_start(session=self.get_object()))
+
+    @_control_schema("Pause")
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk: str) -> Response:
+        return self._render(services.session_pause(session=self.get_object()))
+
+    @_control_schema("Resume")
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str) -> Response:
+        return self._render(services.session_resume(session=self.get_object()))
+
+    @_control_schema("Stop")
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, pk: str) -> Response:
+        return self._render(services.session_stop(session=self.get_object()))
+
+    def _update(self, request: Request, *, partial: bool) -> Response:
+        session = self.get_object()
+        serializer = self.get_serializer(session, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        session = services.session_update(session=session, data=serializer.validated_data)
+        return self._render(session)
+
+    def _render(self, session: Session) -> Response:
+        return Response(self.get_serializer(session).data)

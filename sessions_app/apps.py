@@ -1,0 +1,8 @@
+"""Recording sessions and their life cycle."""
+
+from django.apps import AppConfig
+
+
+class SessionsAppConfig(AppConfig):
+    name = "sessions_app"
+    verbose_name = "Recording sessions"

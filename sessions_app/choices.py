@@ -1,0 +1,11 @@
+"""Choices of the sessions app."""
+
+from django.db import models
+
+
+class SessionStatus(models.TextChoices):
+    CREATED = "created", "Created"
+    RECORDING = "recording", "Recording"
+    PAUSED = "paused", "Paused"
+    STOPPED = "stopped", "Stopped"
+    FAILED = "failed", "Failed"

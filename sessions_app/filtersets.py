@@ -1,0 +1,18 @@
+"""Query filters of the session list."""
+
+import django_filters
+
+from sessions_app.choices import SessionStatus
+from sessions_app.models import Session
+
+
+class SessionFilterSet(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=SessionStatus.choices)
+    owner = django_filters.CharFilter(field_name="owner__username", help_text="Owner's username.")
+    host = django_filters.CharFilter()
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Session
+        fields = ["status", "owner", "host", "created_after", "created_before"]

@@ -1,0 +1,56 @@
+"""The recording session: what was recorded, by whom, how it is cut and compressed."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from chunks_app.choices import CompressionAlgorithm
+from sessions_app.choices import SessionStatus
+
+
+class Session(models.Model):
+    """One RDP recording and the running totals of its chunks."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=255)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="recording_sessions"
+    )
+    host = models.CharField(max_length=255, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=16, choices=SessionStatus.choices, default=SessionStatus.CREATED
+    )
+    chunk_size = models.PositiveIntegerField()
+    compression_algorithm = models.CharField(max_length=8, choices=CompressionAlgorithm.choices)
+    compression_level = models.SmallIntegerField()
+    retention_days = models.PositiveIntegerField(null=True, blank=True)
+    legal_hold = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    chunk_count = models.PositiveBigIntegerField(default=0)
+    size = models.PositiveBigIntegerField(default=0)
+    compressed_size = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["created_at", "id"]),
+            models.Index(fields=["name", "id"]),
+            models.Index(fields=["size", "id"]),
+            models.Index(fields=["status"]),
+            models.Index(fields=["host"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+    @property
+    def compression_ratio(self) -> float | None:
+        if not self.size:
+            return None
+        return self.compressed_size / self.size

@@ -1,0 +1,182 @@
+"""Writes of recording sessions: creation, changes, deletion and the recording state machine."""
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.utils import timezone
+
+from chunks_app.choices import CompressionAlgorithm
+from chunks_app.codecs import CodecLevelError, get_codec
+from lucid.db import atomic
+from lucid.errors import Conflict, InvalidTransition, ValidationFailed
+from sessions_app.choices import SessionStatus
+from sessions_app.models import Session
+
+MIB = 1024 * 1024
+
+# action -> (statuses it may start from, status it leads to, timestamp it sets)
+TRANSITIONS: dict[str, tuple[frozenset[str], str, str | None]] = {
+    "start": (frozenset({SessionStatus.CREATED}), SessionStatus.RECORDING, "started_at"),
+    "pause": (frozenset({SessionStatus.RECORDING}), SessionStatus.PAUSED, None),
+    "resume": (frozenset({SessionStatus.PAUSED}), SessionStatus.RECORDING, None),
+    "stop": (
+        frozenset({SessionStatus.RECORDING, SessionStatus.PAUSED}),
+        SessionStatus.STOPPED,
+        "stopped_at",
+    ),
+}
+
+FIELDS_FIXED_AFTER_CREATED = ("chunk_size", "compression_algorithm", "compression_level")
+UPDATABLE_FIELDS = (
+    "name",
+    "host",
+    "metadata",
+    "retention_days",
+    "legal_hold",
+    *FIELDS_FIXED_AFTER_CREATED,
+)
+
+
+def _validate_recording_format(*, chunk_size: int, algorithm: str, level: int) -> None:
+    errors: dict[str, list[str]] = {}
+    smallest = settings.LUCID_MIN_CHUNK_SIZE
+    largest = settings.LUCID_MAX_CHUNK_SIZE_MB * MIB
+    if not smallest <= chunk_size <= largest:
+        errors["chunk_size"] = [f"Must be between {smallest} and {largest} bytes."]
+    if algorithm not in CompressionAlgorithm.values:
+        choices = ", ".join(CompressionAlgorithm.values)
+        errors["compression_algorithm"] = [f"Must be one of: {choices}."]
+    else:
+        try:
+            get_codec(algorithm).validate_level(level)
+        except CodecLevelError as error:
+            errors["compression_level"] = [str(error)]
+    if errors:
+        raise ValidationFailed("The recording format is not valid.", fields=errors)
+
+
+def _validate_metadata(metadata: Any) -> None:
+    if not isinstance(metadata, dict):
+        raise ValidationFailed(
+            "metadata must be a JSON object.", fields={"metadata": ["Must be a JSON object."]}
+        )
+    if len(json.dumps(metadata).encode()) > settings.LUCID_METADATA_MAX_BYTES:
+        limit = settings.LUCID_METADATA_MAX_BYTES
+        raise ValidationFailed(
+            f"metadata is larger than {limit} bytes.",
+            fields={"metadata": [f"Must be at most {limit} bytes as JSON."]},
+        )
+
+
+def session_create(
+    *,
+    owner: AbstractBaseUser,
+    name: str,
+    host: str = "",
+    metadata: dict[str, Any] | None = None,
+    chunk_size: int | None = None,
+    compression_algorithm: str | None = None,
+    compression_level: int | None = None,
+    retention_days: int | None = None,
+    legal_hold: bool = False,
+) -> Session:
+    """A new session in `created`, with the system defaults for what is not given."""
+    metadata = {} if metadata is None else metadata
+    algorithm = compression_algorithm or settings.LUCID_COMPRESSION_ALGORITHM
+    if compression_level is None:
+        if algorithm == settings.LUCID_COMPRESSION_ALGORITHM:
+            compression_level = settings.LUCID_COMPRESSION_LEVEL
+        elif algorithm in CompressionAlgorithm.values:
+            compression_level = get_codec(algorithm).default_level
+    chunk_size = chunk_size or settings.LUCID_CHUNK_SIZE_MB * MIB
+    _validate_metadata(metadata)
+    _validate_recording_format(chunk_size=chunk_size, algorithm=algorithm, level=compression_level)
+    return Session.objects.create(
+        owner=owner,
+        name=name,
+        host=host,
+        metadata=metadata,
+        chunk_size=chunk_size,
+        compression_algorithm=algorithm,
+        compression_level=compression_level,
+        retention_days=retention_days,
+        legal_hold=legal_hold,
+    )
+
+
+def session_update(*, session: Session, data: dict[str, Any]) -> Session:
+    """Apply the writable fields in `data`; the recording format is fixed once started."""
+    changes = {
+        field: value
+        for field, value in data.items()
+        if field in UPDATABLE_FIELDS and getattr(session, field) != value
+    }
+    locked = [field for field in FIELDS_FIXED_AFTER_CREATED if field in changes]
+    if locked and session.status != SessionStatus.CREATED:
+        raise Conflict(
+            f"{', '.join(locked)} can only change while the session is 'created'; "
+            f"it is '{session.status}'.",
+            code="field_locked",
+            extra={"status": session.status, "fields": {f: ["Locked."] for f in locked}},
+        )
+    if "metadata" in changes:
+        _validate_metadata(changes["metadata"])
+    if locked:
+        if "compression_algorithm" in changes and "compression_level" not in changes:
+            changes["compression_level"] = get_codec(changes["compression_algorithm"]).default_level
+        _validate_recording_format(
+            chunk_size=changes.get("chunk_size", session.chunk_size),
+            algorithm=changes.get("compression_algorithm", session.compression_algorithm),
+            level=changes.get("compression_level", session.compression_level),
+        )
+    if not changes:
+        return session
+    for field, value in changes.items():
+        setattr(session, field, value)
+    session.save(update_fields=[*changes, "updated_at"])
+    return session
+
+
+def session_delete(*, session: Session) -> None:
+    """Remove the session with all its chunks; a session under legal hold stays."""
+    if session.legal_hold:
+        raise Conflict(
+            "The session is under legal hold; clear legal_hold before deleting it.",
+            code="legal_hold",
+        )
+    with atomic():
+        session.delete()
+
+
+def _session_transition(*, session: Session, action: str) -> Session:
+    sources, target, timestamp_field = TRANSITIONS[action]
+    now = timezone.now()
+    changes: dict[str, Any] = {"status": target, "updated_at": now}
+    if timestamp_field:
+        changes[timestamp_field] = now
+    with atomic():
+        moved = Session.objects.filter(pk=session.pk, status__in=sources).update(**changes)
+        if not moved:
+            session.refresh_from_db(fields=["status"])
+            raise InvalidTransition(action=action, status=session.status)
+    for field, value in changes.items():
+        setattr(session, field, value)
+    return session
+
+
+def session_start(*, session: Session) -> Session:
+    return _session_transition(session=session, action="start")
+
+
+def session_pause(*, session: Session) -> Session:
+    return _session_transition(session=session, action="pause")
+
+
+def session_resume(*, session: Session) -> Session:
+    return _session_transition(session=session, action="resume")
+
+
+def session_stop(*, session: Session) -> Session:
+    return _session_transition(session=session, action="stop")
