@@ -21,7 +21,7 @@ import zstandard
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-_ZSTD_FRAME_HEADER_MAX_SIZE = 18
+_HEADER_MAX_SIZE = 18
 _READALL_BLOCK_SIZE = 1 << 20
 
 
@@ -132,7 +132,7 @@ class _DecompressedStream(io.RawIOBase):
 
 
 class _HeaderTap:
-    """Source wrapper that keeps the first bytes read from it, where a zstd frame header is."""
+    """Source wrapper that keeps the first bytes read from it, where a frame header is."""
 
     def __init__(self, source: BinaryIO) -> None:
         self.source = source
@@ -140,7 +140,7 @@ class _HeaderTap:
 
     def read(self, size: int = -1) -> bytes:
         data = self.source.read(size)
-        missing = _ZSTD_FRAME_HEADER_MAX_SIZE - len(self.header)
+        missing = _HEADER_MAX_SIZE - len(self.header)
         if missing > 0:
             self.header += data[:missing]
         return data
@@ -265,13 +265,21 @@ class GzipCodec(Codec):
         return gzip.compress(data, compresslevel=level, mtime=0)
 
     def decompress(self, data: bytes) -> bytes:
+        if not data:
+            raise CodecDataError("Not gzip data: there are no bytes at all.")
         try:
             return gzip.decompress(data)
         except self._errors as exc:
             raise CodecDataError(f"Corrupt gzip data: {exc}") from exc
 
     def open_decompressed(self, stream: BinaryIO) -> BinaryIO:
-        reader = gzip.GzipFile(fileobj=stream, mode="rb")
+        tap = _HeaderTap(stream)
+        reader = gzip.GzipFile(fileobj=cast(BinaryIO, tap), mode="rb")
+
+        def check_not_empty(produced: int) -> None:
+            if not tap.header:
+                raise CodecDataError("Not gzip data: there are no bytes at all.")
+
         return cast(
             BinaryIO,
             _DecompressedStream(
@@ -279,6 +287,7 @@ class GzipCodec(Codec):
                 source=stream,
                 codec_name=self.name,
                 codec_errors=self._errors,
+                on_end=check_not_empty,
             ),
         )
 

@@ -1,0 +1,87 @@
+"""The chunk store interface: what every backend offers and the errors it raises.
+
+Keys are built by callers from UUIDs and integers only, and every backend checks them with
+`validate_key` before touching storage, so no key can name anything outside the store.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+KEY_MAX_LENGTH = 200
+_KEY_SEGMENT = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+_KEY_PATTERN = re.compile(rf"{_KEY_SEGMENT}(?:/{_KEY_SEGMENT})*")
+
+
+class ChunkStoreError(Exception):
+    pass
+
+
+class ChunkNotFoundError(ChunkStoreError):
+    pass
+
+
+class InvalidKeyError(ChunkStoreError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class StoreUsage:
+    path: str
+    used_bytes: int
+    free_bytes: int
+
+
+def is_valid_key(key: str) -> bool:
+    return len(key) <= KEY_MAX_LENGTH and _KEY_PATTERN.fullmatch(key) is not None
+
+
+def validate_key(key: str) -> None:
+    """Reject keys that are not "/"-separated segments of letters, digits, "_", "-" and "."
+
+    A segment may not start with ".", which also rules out "." and ".." and keeps dot-names
+    free for a backend's own temporary files.
+    """
+    if not isinstance(key, str) or not is_valid_key(key):
+        raise InvalidKeyError(
+            f"Invalid chunk store key {key!r}: use at most {KEY_MAX_LENGTH} characters in "
+            '"/"-separated segments of letters, digits, "_", "-" and ".", not starting with ".".'
+        )
+
+
+def validate_prefix(prefix: str) -> None:
+    """Accept "" or a key, optionally ending in "/", as a prefix for `ChunkStore.keys`."""
+    if prefix:
+        validate_key(prefix.removesuffix("/"))
+
+
+class ChunkStore(ABC):
+    @abstractmethod
+    def put(self, key: str, content: Iterable[bytes]) -> int:
+        """Store `content` under `key` atomically and durably; return the bytes written."""
+
+    @abstractmethod
+    def open(self, key: str) -> BinaryIO:
+        """Open the stored bytes for reading; raise `ChunkNotFoundError` if there are none."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove `key`; a missing key is not an error."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def size(self, key: str) -> int:
+        """Return the stored size in bytes; raise `ChunkNotFoundError` if there is none."""
+
+    @abstractmethod
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """Yield the stored keys that start with `prefix`."""
+
+    @abstractmethod
+    def usage(self) -> StoreUsage: ...

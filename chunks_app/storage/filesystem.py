@@ -1,0 +1,233 @@
+"""Chunk store on a local (or mounted) filesystem: one file per key under a root directory.
+
+A chunk is written to a temporary dot-file next to its final name, fsynced, renamed into place
+and its directory fsynced, so a key names either nothing or the complete content, also after a
+crash. Operating-system errors come out as `ChunkStoreError` saying what to check.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import shutil
+import stat
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import BinaryIO, cast
+
+from chunks_app.storage.base import (
+    ChunkNotFoundError,
+    ChunkStore,
+    ChunkStoreError,
+    StoreUsage,
+    is_valid_key,
+    validate_key,
+    validate_prefix,
+)
+
+_NO_SUCH_FILE = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+_FORBIDDEN = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+class FileSystemChunkStore(ChunkStore):
+    def __init__(self, *, root: str | Path) -> None:
+        self.root = Path(root).absolute()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} root={str(self.root)!r}>"
+
+    def put(self, key: str, content: Iterable[bytes]) -> int:
+        path = self._path(key)
+        if isinstance(content, bytes | bytearray | memoryview):
+            content = [content]
+        new_directories = self._make_directories(path.parent)
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        with self._os_errors("create", temporary):
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            try:
+                written = 0
+                for piece in content:
+                    written += self._write_all(fd, piece, temporary)
+                with self._os_errors("flush to disk", temporary):
+                    os.fsync(fd)
+            finally:
+                with self._os_errors("close", temporary):
+                    os.close(fd)
+            with self._os_errors("rename into place", path):
+                os.replace(temporary, path)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(temporary)
+            raise
+        changed_directories = dict.fromkeys([path.parent, *(d.parent for d in new_directories)])
+        for directory in changed_directories:
+            self._fsync_directory(directory)
+        return written
+
+    def open(self, key: str) -> BinaryIO:
+        path = self._path(key)
+        try:
+            return cast(BinaryIO, path.open("rb"))
+        except _NO_SUCH_FILE:
+            raise ChunkNotFoundError(f"No chunk is stored under {key!r} in {self.root}.") from None
+        except OSError as exc:
+            raise self._error(exc, "open", path) from exc
+
+    def delete(self, key: str) -> None:
+        """Remove the file; its directory stays, and the removal itself is not fsynced."""
+        path = self._path(key)
+        try:
+            os.unlink(path)
+        except _NO_SUCH_FILE:
+            return
+        except OSError as exc:
+            raise self._error(exc, "delete", path) from exc
+
+    def exists(self, key: str) -> bool:
+        path = self._path(key)
+        try:
+            return stat.S_ISREG(os.stat(path).st_mode)
+        except _NO_SUCH_FILE:
+            return False
+        except OSError as exc:
+            raise self._error(exc, "inspect", path) from exc
+
+    def size(self, key: str) -> int:
+        path = self._path(key)
+        try:
+            status = os.stat(path)
+        except _NO_SUCH_FILE:
+            status = None
+        except OSError as exc:
+            raise self._error(exc, "inspect", path) from exc
+        if status is None or not stat.S_ISREG(status.st_mode):
+            raise ChunkNotFoundError(f"No chunk is stored under {key!r} in {self.root}.")
+        return status.st_size
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """Yield stored keys under `prefix`, name by name within each directory.
+
+        Temporary files of unfinished or interrupted writes, and anything else whose name is
+        not a valid key, are skipped.
+        """
+        validate_prefix(prefix)
+        directory_key = prefix.rpartition("/")[0]
+        return self._keys_in(self.root / directory_key, directory_key, prefix)
+
+    def usage(self) -> StoreUsage:
+        """Add up the sizes of all files under the root, temporary ones included.
+
+        This walks the whole tree, one stat per file: fine for a status page or a periodic
+        check, too slow to call on every request of a large store.
+        """
+        used_bytes = 0
+        pending = [self.root]
+        while pending:
+            directory = pending.pop()
+            for entry in self._scan(directory):
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(Path(entry.path))
+                    elif entry.is_file(follow_symlinks=False):
+                        used_bytes += entry.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise self._error(exc, "inspect", Path(entry.path)) from exc
+        existing = self.root
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        with self._os_errors("measure free space on", existing):
+            free_bytes = shutil.disk_usage(existing).free
+        return StoreUsage(path=str(self.root), used_bytes=used_bytes, free_bytes=free_bytes)
+
+    def _path(self, key: str) -> Path:
+        validate_key(key)
+        return self.root / key
+
+    def _keys_in(self, directory: Path, directory_key: str, prefix: str) -> Iterator[str]:
+        for entry in self._scan(directory):
+            if entry.name.startswith("."):
+                continue
+            key = f"{directory_key}/{entry.name}" if directory_key else entry.name
+            if not is_valid_key(key):
+                continue
+            try:
+                is_directory = entry.is_dir(follow_symlinks=False)
+                is_file = not is_directory and entry.is_file()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise self._error(exc, "inspect", Path(entry.path)) from exc
+            if is_directory and (key.startswith(prefix) or prefix.startswith(f"{key}/")):
+                yield from self._keys_in(Path(entry.path), key, prefix)
+            elif is_file and key.startswith(prefix):
+                yield key
+
+    def _scan(self, directory: Path) -> list[os.DirEntry[str]]:
+        """List a directory sorted by name; a missing directory is empty."""
+        try:
+            with os.scandir(directory) as entries:
+                return sorted(entries, key=lambda entry: entry.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as exc:
+            raise self._error(exc, "list", directory) from exc
+
+    def _make_directories(self, directory: Path) -> list[Path]:
+        """Create `directory` and its missing parents; return those that were missing."""
+        missing = []
+        while not directory.is_dir() and directory.parent != directory:
+            missing.append(directory)
+            directory = directory.parent
+        for new_directory in reversed(missing):
+            try:
+                os.mkdir(new_directory)
+            except FileExistsError:
+                if not new_directory.is_dir():
+                    raise ChunkStoreError(
+                        f"Could not create directory {new_directory}: a file is in the way. "
+                        f"Check what wrote into {self.root} besides this chunk store."
+                    ) from None
+            except OSError as exc:
+                raise self._error(exc, "create directory", new_directory) from exc
+        return missing
+
+    def _write_all(self, fd: int, piece: bytes, path: Path) -> int:
+        remaining = memoryview(piece).cast("B")
+        size = len(remaining)
+        with self._os_errors("write", path):
+            while remaining:
+                remaining = remaining[os.write(fd, remaining) :]
+        return size
+
+    def _fsync_directory(self, directory: Path) -> None:
+        with self._os_errors("flush to disk directory", directory):
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    @contextmanager
+    def _os_errors(self, action: str, path: Path) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            raise self._error(exc, action, path) from exc
+
+    def _error(self, exc: OSError, action: str, path: Path) -> ChunkStoreError:
+        if exc.errno in _FULL:
+            advice = f"free space and quota on the filesystem holding {self.root}"
+        elif exc.errno in _FORBIDDEN:
+            advice = (
+                f"that {self.root} is writable by this process's user "
+                "(ownership, permissions, read-only mount)"
+            )
+        else:
+            advice = f"that {self.root} is an existing directory on a healthy, mounted filesystem"
+        return ChunkStoreError(f"Could not {action} {path}: {exc.strerror or exc}. Check {advice}.")
