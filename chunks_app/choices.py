@@ -8,3 +8,10 @@ class CompressionAlgorithm(models.TextChoices):
     LZ4 = "lz4", "LZ4"
     GZIP = "gzip", "gzip"
     NONE = "none", "No compression"
+
+
+class ChunkStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    PROCESSING = "processing", "Processing"
+    STORED = "stored", "Stored"
+    FAILED = "failed", "Failed"

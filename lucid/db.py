@@ -11,5 +11,8 @@ def atomic():
 
 
 def on_commit(callback: Callable[[], None]) -> None:
-    """Run `callback` once the current transaction commits (at once outside a transaction)."""
-    transaction.on_commit(callback)
+    """Run `callback` once the current transaction commits (at once outside a transaction).
+
+    A failing callback is logged, not raised: the transaction it follows is already committed.
+    """
+    transaction.on_commit(callback, robust=True)

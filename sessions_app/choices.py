@@ -9,3 +9,11 @@ class SessionStatus(models.TextChoices):
     PAUSED = "paused", "Paused"
     STOPPED = "stopped", "Stopped"
     FAILED = "failed", "Failed"
+
+
+class IngestMode(models.TextChoices):
+    """How a session's bytes arrive; a session uses one."""
+
+    UNDECIDED = "", "Undecided"
+    CHUNKS = "chunks", "Chunk uploads"
+    STREAM = "stream", "Byte stream"

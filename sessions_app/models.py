@@ -7,7 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from chunks_app.choices import CompressionAlgorithm
-from sessions_app.choices import SessionStatus
+from sessions_app.choices import IngestMode, SessionStatus
 
 
 class Session(models.Model):
@@ -35,6 +35,11 @@ class Session(models.Model):
     chunk_count = models.PositiveBigIntegerField(default=0)
     size = models.PositiveBigIntegerField(default=0)
     compressed_size = models.PositiveBigIntegerField(default=0)
+    ingest_mode = models.CharField(
+        max_length=8, choices=IngestMode.choices, default=IngestMode.UNDECIDED, blank=True
+    )
+    stream_offset = models.PositiveBigIntegerField(default=0)
+    merkle_root = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -9,9 +9,14 @@ from django.utils import timezone
 
 from chunks_app.choices import CompressionAlgorithm
 from chunks_app.codecs import CodecLevelError, get_codec
+from chunks_app.merkle import merkle_root
+from chunks_app.models import Chunk
+from chunks_app.services import session_files_delete_on_commit, session_stream_seal
+from chunks_app.spool import SessionStream
 from lucid.db import atomic
 from lucid.errors import Conflict, InvalidTransition, ValidationFailed
-from sessions_app.choices import SessionStatus
+from pipeline_app.services import pipeline_create
+from sessions_app.choices import IngestMode, SessionStatus
 from sessions_app.models import Session
 
 MIB = 1024 * 1024
@@ -93,17 +98,20 @@ def session_create(
     chunk_size = chunk_size or settings.LUCID_CHUNK_SIZE_MB * MIB
     _validate_metadata(metadata)
     _validate_recording_format(chunk_size=chunk_size, algorithm=algorithm, level=compression_level)
-    return Session.objects.create(
-        owner=owner,
-        name=name,
-        host=host,
-        metadata=metadata,
-        chunk_size=chunk_size,
-        compression_algorithm=algorithm,
-        compression_level=compression_level,
-        retention_days=retention_days,
-        legal_hold=legal_hold,
-    )
+    with atomic():
+        session = Session.objects.create(
+            owner=owner,
+            name=name,
+            host=host,
+            metadata=metadata,
+            chunk_size=chunk_size,
+            compression_algorithm=algorithm,
+            compression_level=compression_level,
+            retention_days=retention_days,
+            legal_hold=legal_hold,
+        )
+        pipeline_create(session=session)
+    return session
 
 
 def session_update(*, session: Session, data: dict[str, Any]) -> Session:
@@ -147,6 +155,7 @@ def session_delete(*, session: Session) -> None:
             code="legal_hold",
         )
     with atomic():
+        session_files_delete_on_commit(session_id=session.pk)
         session.delete()
 
 
@@ -178,5 +187,20 @@ def session_resume(*, session: Session) -> Session:
     return _session_transition(session=session, action="resume")
 
 
+def _session_seal(*, session: Session) -> Session:
+    with atomic():
+        _session_transition(session=session, action="stop")
+        if session.ingest_mode == IngestMode.STREAM:
+            session_stream_seal(session=session)
+        hashes = Chunk.objects.filter(session=session).order_by("sequence")
+        session.merkle_root = merkle_root(hashes.values_list("sha256", flat=True)) or ""
+        Session.objects.filter(pk=session.pk).update(merkle_root=session.merkle_root)
+    session.refresh_from_db()
+    return session
+
+
 def session_stop(*, session: Session) -> Session:
-    return _session_transition(session=session, action="stop")
+    """Stop recording: flush the stream's tail into a last chunk and seal the manifest."""
+    with SessionStream(session_id=session.pk, chunk_size=session.chunk_size).locked():
+        session.refresh_from_db()
+        return _session_seal(session=session)

@@ -31,3 +31,13 @@ def api_client(user) -> APIClient:
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def storage_paths(settings, tmp_path):
+    """Every test gets its own empty spool and chunk store."""
+    settings.LUCID_STORAGE_PATH = tmp_path / "sessions"
+    settings.LUCID_CHUNK_STORE_PATH = tmp_path / "chunks"
+    settings.LUCID_CHUNK_STORE_OPTIONS = {"root": str(tmp_path / "chunks")}
+    settings.LUCID_TASK_RETRY_DELAY_SECONDS = 0
+    return settings

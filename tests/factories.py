@@ -3,6 +3,7 @@
 import factory
 from django.contrib.auth import get_user_model
 
+from pipeline_app.models import Pipeline
 from sessions_app.models import Session
 
 MIB = 1024 * 1024
@@ -20,6 +21,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 class SessionFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Session
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"session {n}")
     owner = factory.SubFactory(UserFactory)
@@ -27,3 +29,11 @@ class SessionFactory(factory.django.DjangoModelFactory):
     chunk_size = MIB
     compression_algorithm = "zstd"
     compression_level = 6
+    pipeline = factory.RelatedFactory(
+        "tests.factories.PipelineFactory", factory_related_name="session"
+    )
+
+
+class PipelineFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Pipeline

@@ -85,3 +85,11 @@ class ChunkStore(ABC):
 
     @abstractmethod
     def usage(self) -> StoreUsage: ...
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove everything under `prefix` (a key ending in "/"); return how many keys went."""
+        removed = 0
+        for key in list(self.keys(prefix)):
+            self.delete(key)
+            removed += 1
+        return removed

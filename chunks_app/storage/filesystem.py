@@ -87,6 +87,15 @@ class FileSystemChunkStore(ChunkStore):
         except OSError as exc:
             raise self._error(exc, "delete", path) from exc
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove the directory of `prefix` whole, leftovers of interrupted writes included."""
+        validate_prefix(prefix)
+        directory = self._path(prefix.removesuffix("/"))
+        removed = sum(1 for _ in self.keys(prefix))
+        with self._os_errors("delete", directory), suppress(FileNotFoundError):
+            shutil.rmtree(directory)
+        return removed
+
     def exists(self, key: str) -> bool:
         path = self._path(key)
         try:

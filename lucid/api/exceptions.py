@@ -9,6 +9,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from chunks_app.storage import ChunkStoreError
 from lucid.errors import ApplicationError
 
 
@@ -59,6 +60,11 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     """Turn every handled error into `{"code", "message", ...}` with the right status."""
     if isinstance(exc, ApplicationError):
         return _application_error_response(exc)
+    if isinstance(exc, ChunkStoreError):
+        return Response(
+            {"code": "storage_unavailable", "message": str(exc)},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else exc.messages

@@ -9,8 +9,10 @@ ERROR_DESCRIPTIONS = {
     403: "Not allowed.",
     404: "No such resource (an unknown or malformed id).",
     409: "Conflicts with the current state; `status` names it where it applies.",
+    411: "The body was sent without a Content-Length.",
     413: "The body is larger than the session's chunk size.",
     416: "The requested range is not satisfiable.",
+    503: "Storage is unavailable (full, read-only or missing); nothing was acknowledged.",
 }
 
 

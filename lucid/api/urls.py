@@ -7,4 +7,6 @@ urlpatterns = [
     path("auth/token", TokenObtainPairView.as_view(), name="token-obtain"),
     path("auth/token/refresh", TokenRefreshView.as_view(), name="token-refresh"),
     path("", include("sessions_app.api.urls")),
+    path("", include("chunks_app.api.urls")),
+    path("", include("pipeline_app.api.urls")),
 ]

@@ -1,0 +1,21 @@
+"""Routes of chunks under /api/v1/sessions/{session_id}."""
+
+from django.urls import re_path
+
+from chunks_app.api import views
+
+SESSION = r"^sessions/(?P<session_id>[^/]+)"
+CHUNK = rf"{SESSION}/chunks/(?P<sequence>[0-9]{{1,19}})"
+
+urlpatterns = [
+    re_path(rf"{SESSION}/chunks/?$", views.ChunkListView.as_view(), name="chunk-list"),
+    re_path(rf"{CHUNK}/?$", views.ChunkDetailView.as_view(), name="chunk-detail"),
+    re_path(rf"{CHUNK}/download/?$", views.ChunkDownloadView.as_view(), name="chunk-download"),
+    re_path(rf"{SESSION}/stream/?$", views.SessionStreamView.as_view(), name="session-stream"),
+    re_path(
+        rf"{SESSION}/recording/?$", views.SessionRecordingView.as_view(), name="session-recording"
+    ),
+    re_path(
+        rf"{SESSION}/manifest/?$", views.SessionManifestView.as_view(), name="session-manifest"
+    ),
+]

@@ -1,0 +1,227 @@
+"""HTTP endpoints of chunks: ingest by upload or stream, listing, downloads and the manifest."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chunks_app import selectors, services
+from chunks_app.api.serializers import (
+    ChunkSerializer,
+    ManifestSerializer,
+    StreamAppendSerializer,
+)
+from chunks_app.choices import ChunkStatus
+from chunks_app.codecs import get_codec
+from chunks_app.filtersets import ChunkFilterSet
+from chunks_app.models import Chunk
+from lucid.api.schema import error_responses
+from lucid.errors import ApplicationError
+from lucid.http.digest import parse_content_digest
+from lucid.http.downloads import accepts_encoding, byte_response, encoded_response
+from sessions_app.models import Session
+from sessions_app.selectors import session_get
+
+BINARY_BODY = {"application/octet-stream": OpenApiTypes.BINARY}
+SEQUENCE = OpenApiParameter(
+    "sequence", int, OpenApiParameter.PATH, description="The chunk's number: 0, 1, 2, …"
+)
+DOWNLOAD_HEADERS = [
+    OpenApiParameter("Range", str, OpenApiParameter.HEADER, description="`bytes=start-end`."),
+    OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, description="An ETag."),
+    OpenApiParameter("If-Range", str, OpenApiParameter.HEADER, description="An ETag."),
+]
+DOWNLOAD_RESPONSES = {
+    (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, "The raw bytes."),
+    (206, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, "A byte range."),
+    304: OpenApiResponse(description="Not modified (If-None-Match)."),
+    **error_responses(404, 416),
+}
+
+
+class LengthRequired(ApplicationError):
+    status_code = 411
+    default_code = "length_required"
+
+
+def _content_length(request: Request) -> int:
+    raw = request.META.get("CONTENT_LENGTH") or ""
+    if not raw.isdigit():
+        raise LengthRequired("Send the body with a Content-Length header.")
+    return int(raw)
+
+
+class SessionScopedMixin:
+    """Views under /sessions/{session_id}: the session is looked up once, 404 if unknown."""
+
+    def get_session(self) -> Session:
+        if not hasattr(self, "_session"):
+            self._session = session_get(session_id=self.kwargs["session_id"])
+            self.check_object_permissions(self.request, self._session)
+        return self._session
+
+
+@extend_schema(
+    summary="List a session's chunks by sequence",
+    responses={200: ChunkSerializer(many=True), **error_responses(400, 404)},
+)
+class ChunkListView(SessionScopedMixin, generics.ListAPIView):
+    """A session's chunks in sequence order, filterable by status."""
+
+    serializer_class = ChunkSerializer
+    filterset_class = ChunkFilterSet
+    ordering = ("sequence",)
+    ordering_is_unique = True
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Chunk.objects.none()
+        return selectors.chunk_list(session=self.get_session())
+
+
+class ChunkDetailView(SessionScopedMixin, APIView):
+    """One chunk: read its metadata, or upload its bytes."""
+
+    @extend_schema(
+        summary="Get a chunk",
+        parameters=[SEQUENCE],
+        responses={200: ChunkSerializer, **error_responses(404)},
+    )
+    def get(self, request: Request, session_id: str, sequence: str) -> Response:
+        chunk = selectors.chunk_get(session=self.get_session(), sequence=int(sequence))
+        return Response(ChunkSerializer(chunk).data)
+
+    @extend_schema(
+        summary="Upload a chunk's raw bytes",
+        description=(
+            "The body is the raw chunk, at most the session's `chunk_size`. An optional "
+            "`Content-Digest: sha-256=:<base64>:` is checked; on mismatch nothing is stored. "
+            "201 for a new chunk, 200 for the same bytes again, 409 for other bytes. "
+            "A 2xx means the bytes are on disk (fsynced)."
+        ),
+        request=BINARY_BODY,
+        parameters=[
+            SEQUENCE,
+            OpenApiParameter(
+                "Content-Digest", str, OpenApiParameter.HEADER, description="sha-256=:<base64>:"
+            ),
+        ],
+        responses={
+            201: ChunkSerializer,
+            200: ChunkSerializer,
+            **error_responses(400, 404, 409, 411, 413, 503),
+        },
+    )
+    def put(self, request: Request, session_id: str, sequence: str) -> Response:
+        chunk, created = services.chunk_ingest(
+            session=self.get_session(),
+            sequence=int(sequence),
+            body=request.stream,
+            content_length=_content_length(request),
+            expected_sha256=parse_content_digest(request.headers.get("Content-Digest")),
+        )
+        return Response(
+            ChunkSerializer(chunk).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class ChunkDownloadView(SessionScopedMixin, APIView):
+    """A chunk's raw bytes, with ranges, conditional requests and compressed passthrough."""
+
+    @extend_schema(
+        summary="Download a chunk's raw bytes",
+        description=(
+            "`ETag` is the sha256 of the raw bytes. When `Accept-Encoding` names the stored "
+            "algorithm (zstd, gzip) and no `Range` is asked, the stored bytes are sent as they "
+            "are with `Content-Encoding`."
+        ),
+        parameters=[SEQUENCE, *DOWNLOAD_HEADERS],
+        responses=DOWNLOAD_RESPONSES,
+    )
+    def get(self, request: Request, session_id: str, sequence: str):
+        session = self.get_session()
+        chunk = selectors.chunk_get(session=session, sequence=int(sequence))
+        filename = f"{session.pk}-{chunk.sequence:012d}.bin"
+        coding = chunk.algorithm and get_codec(chunk.algorithm).content_encoding
+        if (
+            chunk.status == ChunkStatus.STORED
+            and coding
+            and "Range" not in request.headers
+            and accepts_encoding(request.headers.get("Accept-Encoding"), coding)
+        ):
+            return encoded_response(
+                request,
+                stored_size=chunk.compressed_size,
+                etag=chunk.sha256,
+                filename=filename,
+                coding=coding,
+                open_stored=lambda: selectors.chunk_read_stored(chunk=chunk),
+            )
+        return byte_response(
+            request,
+            size=chunk.size,
+            etag=chunk.sha256,
+            filename=filename,
+            open_bytes=lambda start, end: selectors.chunk_read_range(
+                chunk=chunk, start=start, end=end
+            ),
+        )
+
+
+class SessionStreamView(SessionScopedMixin, APIView):
+    """Append raw bytes to a session's stream, which is cut into chunks of `chunk_size`."""
+
+    @extend_schema(
+        summary="Append bytes to the session's stream",
+        description=(
+            "Any number of bytes, streamed. Every full `chunk_size` becomes a chunk; the tail "
+            "becomes the last chunk at stop. A 200 means the bytes are on disk (fsynced)."
+        ),
+        request=BINARY_BODY,
+        responses={200: StreamAppendSerializer, **error_responses(404, 409, 411, 503)},
+    )
+    def post(self, request: Request, session_id: str) -> Response:
+        result = services.session_stream_append(
+            session=self.get_session(),
+            body=request.stream,
+            content_length=_content_length(request),
+        )
+        return Response(StreamAppendSerializer(result).data)
+
+
+class SessionRecordingView(SessionScopedMixin, APIView):
+    """The whole session's raw bytes in sequence order, with ranges across chunk borders."""
+
+    @extend_schema(
+        summary="Download the whole recording",
+        description="`ETag` is the session's Merkle root.",
+        parameters=DOWNLOAD_HEADERS,
+        responses=DOWNLOAD_RESPONSES,
+    )
+    def get(self, request: Request, session_id: str):
+        session = self.get_session()
+        layout = selectors.session_recording_layout(session=session)
+        return byte_response(
+            request,
+            size=layout.size,
+            etag=layout.merkle_root or "empty",
+            filename=f"{session.pk}.rdp-recording",
+            open_bytes=lambda start, end: selectors.recording_read_range(
+                layout=layout, start=start, end=end
+            ),
+        )
+
+
+class SessionManifestView(SessionScopedMixin, APIView):
+    """The session's chunk hashes and Merkle root."""
+
+    @extend_schema(
+        summary="Get the session's manifest",
+        responses={200: ManifestSerializer, **error_responses(404)},
+    )
+    def get(self, request: Request, session_id: str) -> Response:
+        manifest = selectors.session_manifest(session=self.get_session())
+        return Response(ManifestSerializer(manifest).data)

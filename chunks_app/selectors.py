@@ -1,0 +1,115 @@
+"""Reads of chunks: listing, the raw bytes of one chunk or a whole recording, the manifest."""
+
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from django.db.models import QuerySet
+
+from chunks_app.choices import ChunkStatus
+from chunks_app.codecs import get_codec
+from chunks_app.merkle import merkle_root
+from chunks_app.models import MAX_SEQUENCE, Chunk
+from chunks_app.spool import get_spool
+from chunks_app.storage import ChunkNotFoundError, get_chunk_store
+from lucid.errors import NotFound
+from sessions_app.models import Session
+
+READ_PIECE = 1024 * 1024
+
+
+def chunk_list(*, session: Session) -> QuerySet[Chunk]:
+    return Chunk.objects.filter(session=session)
+
+
+def chunk_get(*, session: Session, sequence: int) -> Chunk:
+    chunk = None
+    if 0 <= sequence <= MAX_SEQUENCE:
+        chunk = chunk_list(session=session).filter(sequence=sequence).first()
+    if chunk is None:
+        raise NotFound(f"Session {session.pk} has no chunk {sequence}.")
+    return chunk
+
+
+def chunk_read_stored(*, chunk: Chunk) -> Iterator[bytes]:
+    """The chunk's bytes as stored (compressed with `chunk.algorithm`), in pieces."""
+    with get_chunk_store().open(chunk.storage_key) as stored:
+        while piece := stored.read(READ_PIECE):
+            yield piece
+
+
+def _open_raw(chunk: Chunk) -> BinaryIO:
+    """The chunk's raw bytes: decompressed from the store, or from the spool until stored."""
+    if chunk.status != ChunkStatus.STORED:
+        try:
+            return get_spool().open(chunk.spool_key)
+        except ChunkNotFoundError:
+            chunk.refresh_from_db()
+            if chunk.status != ChunkStatus.STORED:
+                raise
+    return get_codec(chunk.algorithm).open_decompressed(get_chunk_store().open(chunk.storage_key))
+
+
+def chunk_read_range(*, chunk: Chunk, start: int, end: int) -> Iterator[bytes]:
+    """Raw bytes `start`..`end` (inclusive) of the chunk, in pieces."""
+    with closing(_open_raw(chunk)) as raw:
+        if raw.seekable():
+            raw.seek(start)
+        else:
+            _skip(raw, start)
+        remaining = end - start + 1
+        while remaining > 0 and (piece := raw.read(min(READ_PIECE, remaining))):
+            remaining -= len(piece)
+            yield piece
+
+
+def _skip(raw: BinaryIO, count: int) -> None:
+    while count > 0 and (piece := raw.read(min(READ_PIECE, count))):
+        count -= len(piece)
+
+
+@dataclass(frozen=True)
+class RecordingLayout:
+    """Where each chunk's bytes lie in the session's recording."""
+
+    chunks: list[Chunk]
+    offsets: list[int]
+    size: int
+    merkle_root: str | None
+
+
+def session_recording_layout(*, session: Session) -> RecordingLayout:
+    chunks = list(chunk_list(session=session).order_by("sequence"))
+    offsets, position = [], 0
+    for chunk in chunks:
+        offsets.append(position)
+        position += chunk.size
+    return RecordingLayout(
+        chunks=chunks,
+        offsets=offsets,
+        size=position,
+        merkle_root=merkle_root(chunk.sha256 for chunk in chunks),
+    )
+
+
+def recording_read_range(*, layout: RecordingLayout, start: int, end: int) -> Iterator[bytes]:
+    """Raw bytes `start`..`end` (inclusive) of the recording, across chunk borders."""
+    for chunk, offset in zip(layout.chunks, layout.offsets, strict=True):
+        chunk_end = offset + chunk.size - 1
+        if chunk_end < start or offset > end:
+            continue
+        yield from chunk_read_range(
+            chunk=chunk, start=max(start, offset) - offset, end=min(end, chunk_end) - offset
+        )
+
+
+def session_manifest(*, session: Session) -> dict:
+    chunks = list(
+        chunk_list(session=session).order_by("sequence").values("sequence", "size", "sha256")
+    )
+    return {
+        "session": session.pk,
+        "chunks": chunks,
+        "merkle_root": merkle_root(chunk["sha256"] for chunk in chunks),
+    }

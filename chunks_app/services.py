@@ -1,0 +1,240 @@
+"""Writes of chunks: durable ingest by upload or by stream, and removal of a session's files."""
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from django.db import IntegrityError
+from django.db.models import F
+from django.utils import timezone
+
+from chunks_app.models import MAX_SEQUENCE, Chunk
+from chunks_app.spool import Segment, SessionStream, get_spool, upload_spool_key
+from chunks_app.storage import get_chunk_store
+from lucid.db import atomic, on_commit
+from lucid.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from pipeline_app.services import chunks_enqueue
+from sessions_app.choices import IngestMode, SessionStatus
+from sessions_app.models import Session
+
+READ_PIECE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StreamAppendResult:
+    received: int
+    offset: int
+    chunks: list[int]
+
+
+def _not_recording(session: Session) -> Conflict:
+    return Conflict(
+        f"The session accepts data only while 'recording'; it is '{session.status}'.",
+        code="session_not_recording",
+        extra={"status": session.status},
+    )
+
+
+def _not_recording_now(session: Session) -> Conflict | NotFound:
+    """The error for a session that stopped recording (or vanished) while we were writing."""
+    try:
+        session.refresh_from_db(fields=["status"])
+    except Session.DoesNotExist:
+        return NotFound(f"No session with id '{session.pk}'.")
+    return _not_recording(session)
+
+
+def _require_recording(session: Session) -> None:
+    if session.status != SessionStatus.RECORDING:
+        raise _not_recording(session)
+
+
+def _claim_ingest_mode(*, session: Session, mode: str) -> None:
+    """Fix the session's ingest style on first use; the other style is then a conflict."""
+    if session.ingest_mode == mode:
+        return
+    Session.objects.filter(pk=session.pk, ingest_mode=IngestMode.UNDECIDED).update(ingest_mode=mode)
+    session.refresh_from_db(fields=["ingest_mode"])
+    if session.ingest_mode != mode:
+        raise Conflict(
+            f"This session receives data by {session.get_ingest_mode_display().lower()}; "
+            "one session uses one ingest style.",
+            code="ingest_mode_conflict",
+        )
+
+
+def _too_large(chunk_size: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The body is larger than the session's chunk_size of {chunk_size} bytes; "
+        "split it, or send it to the stream endpoint.",
+        extra={"chunk_size": chunk_size},
+    )
+
+
+def _body_pieces(body: BinaryIO | None, *, limit: int | None, hasher=None) -> Iterator[bytes]:
+    """The request body in pieces, never more than one piece in memory."""
+    total = 0
+    while body is not None and (piece := body.read(READ_PIECE)):
+        total += len(piece)
+        if limit is not None and total > limit:
+            raise _too_large(limit)
+        if hasher is not None:
+            hasher.update(piece)
+        yield piece
+
+
+def _count_chunks_in(*, session: Session, chunks: list[Chunk]) -> bool:
+    """Add `chunks` to the session's totals if it is still recording; False if it is not."""
+    return bool(
+        Session.objects.filter(pk=session.pk, status=SessionStatus.RECORDING).update(
+            chunk_count=F("chunk_count") + len(chunks),
+            size=F("size") + sum(chunk.size for chunk in chunks),
+            updated_at=timezone.now(),
+        )
+    )
+
+
+def _same_or_conflict(*, existing: Chunk, size: int, sha256: str) -> Chunk:
+    if existing.size == size and existing.sha256 == sha256:
+        return existing
+    raise Conflict(
+        f"Chunk {existing.sequence} already holds different bytes (sha256 {existing.sha256}).",
+        code="chunk_conflict",
+        extra={"sha256": existing.sha256},
+    )
+
+
+def chunk_ingest(
+    *,
+    session: Session,
+    sequence: int,
+    body: BinaryIO | None,
+    content_length: int,
+    expected_sha256: bytes | None = None,
+) -> tuple[Chunk, bool]:
+    """Spool an uploaded chunk durably and queue it; returns the chunk and whether it is new.
+
+    The same bytes under an existing sequence are an idempotent retry; other bytes conflict.
+    """
+    if not 0 <= sequence <= MAX_SEQUENCE:
+        raise ValidationFailed(
+            f"sequence must be between 0 and {MAX_SEQUENCE}.",
+            fields={"sequence": ["Out of range."]},
+        )
+    _require_recording(session)
+    _claim_ingest_mode(session=session, mode=IngestMode.CHUNKS)
+    if content_length > session.chunk_size:
+        raise _too_large(session.chunk_size)
+    if content_length == 0:
+        raise ValidationFailed("A chunk needs at least one byte.", code="empty_chunk")
+
+    hasher = hashlib.sha256()
+    pieces = _body_pieces(body, limit=session.chunk_size, hasher=hasher)
+    existing = Chunk.objects.filter(session=session, sequence=sequence).first()
+    if existing is not None:
+        size = sum(len(piece) for piece in pieces)
+        _check_digest(hasher=hasher, expected=expected_sha256)
+        return _same_or_conflict(existing=existing, size=size, sha256=hasher.hexdigest()), False
+
+    chunk = Chunk(id=uuid.uuid4(), session=session, sequence=sequence)
+    chunk.spool_key = upload_spool_key(session_id=session.pk, chunk_id=chunk.id)
+    spool = get_spool()
+    chunk.size = spool.put(chunk.spool_key, pieces)
+    chunk.sha256 = hasher.hexdigest()
+    try:
+        _check_digest(hasher=hasher, expected=expected_sha256)
+        with atomic():
+            if not _count_chunks_in(session=session, chunks=[chunk]):
+                raise _not_recording_now(session)
+            chunk.save(force_insert=True)
+            chunks_enqueue(session=session, chunk_ids=[chunk.id])
+    except IntegrityError:
+        spool.delete(chunk.spool_key)
+        existing = Chunk.objects.filter(session=session, sequence=sequence).first()
+        if existing is None:
+            raise _not_recording_now(session) from None
+        return _same_or_conflict(existing=existing, size=chunk.size, sha256=chunk.sha256), False
+    except BaseException:
+        spool.delete(chunk.spool_key)
+        raise
+    return chunk, True
+
+
+def _check_digest(*, hasher, expected: bytes | None) -> None:
+    if expected is not None and hasher.digest() != expected:
+        raise ValidationFailed(
+            "The body does not match its Content-Digest; nothing was stored. Send it again.",
+            code="digest_mismatch",
+        )
+
+
+def _chunks_from_segments(*, session: Session, segments: list[Segment]) -> list[Chunk]:
+    return [
+        Chunk(
+            session=session,
+            sequence=segment.sequence,
+            size=segment.size,
+            sha256=segment.sha256,
+            spool_key=segment.spool_key,
+        )
+        for segment in segments
+    ]
+
+
+def session_stream_append(
+    *, session: Session, body: BinaryIO | None, content_length: int
+) -> StreamAppendResult:
+    """Append the body to the session's byte stream; every full `chunk_size` becomes a chunk."""
+    _require_recording(session)
+    _claim_ingest_mode(session=session, mode=IngestMode.STREAM)
+    stream = SessionStream(session_id=session.pk, chunk_size=session.chunk_size)
+    with stream.locked():
+        session.refresh_from_db(fields=["status", "stream_offset"])
+        _require_recording(session)
+        offset = session.stream_offset
+        received, segments = stream.append(offset=offset, pieces=_body_pieces(body, limit=None))
+        chunks = _chunks_from_segments(session=session, segments=segments)
+        with atomic():
+            advanced = Session.objects.filter(
+                pk=session.pk, status=SessionStatus.RECORDING, stream_offset=offset
+            ).update(stream_offset=offset + received)
+            if not advanced or not _count_chunks_in(session=session, chunks=chunks):
+                raise _not_recording_now(session)
+            Chunk.objects.bulk_create(chunks)
+            chunks_enqueue(session=session, chunk_ids=[chunk.id for chunk in chunks])
+    session.stream_offset = offset + received
+    return StreamAppendResult(
+        received=received,
+        offset=session.stream_offset,
+        chunks=[chunk.sequence for chunk in chunks],
+    )
+
+
+def session_stream_seal(*, session: Session) -> Chunk | None:
+    """Turn the stream's partly filled tail into the last chunk; the caller is stopping it.
+
+    Runs inside the caller's transaction and stream lock.
+    """
+    stream = SessionStream(session_id=session.pk, chunk_size=session.chunk_size)
+    segment = stream.seal(offset=session.stream_offset)
+    if segment is None:
+        return None
+    (chunk,) = _chunks_from_segments(session=session, segments=[segment])
+    chunk.save(force_insert=True)
+    Session.objects.filter(pk=session.pk).update(
+        chunk_count=F("chunk_count") + 1, size=F("size") + chunk.size
+    )
+    chunks_enqueue(session=session, chunk_ids=[chunk.id])
+    return chunk
+
+
+def session_files_delete(*, session_id: uuid.UUID) -> None:
+    """Remove every spooled and stored file of a session (after its rows are gone)."""
+    get_chunk_store().delete_prefix(f"{session_id}/")
+    get_spool().delete_prefix(f"{session_id}/")
+
+
+def session_files_delete_on_commit(*, session_id: uuid.UUID) -> None:
+    on_commit(lambda: session_files_delete(session_id=session_id))

@@ -1,0 +1,150 @@
+"""Writes of pipelines: pause and resume, queueing chunks, and processing one chunk."""
+
+import hashlib
+import time
+import uuid
+
+from django.db.models import F
+from django.utils import timezone
+
+from chunks_app.choices import ChunkStatus, CompressionAlgorithm
+from chunks_app.codecs import get_codec
+from chunks_app.models import Chunk
+from chunks_app.spool import get_spool
+from chunks_app.storage import ChunkNotFoundError, get_chunk_store
+from lucid.db import atomic, on_commit
+from lucid.errors import InvalidTransition
+from pipeline_app import tasks
+from pipeline_app.choices import PipelineState
+from pipeline_app.models import Pipeline
+from sessions_app.models import Session
+
+
+class ChunkDamaged(Exception):
+    """A chunk's spooled bytes are missing or not what was acknowledged: retries cannot help."""
+
+
+def pipeline_create(*, session: Session) -> Pipeline:
+    return Pipeline.objects.create(session=session)
+
+
+def chunks_enqueue(*, session: Session, chunk_ids: list[uuid.UUID]) -> None:
+    """Queue the chunks for processing once the transaction commits, unless paused."""
+    if not chunk_ids:
+        return
+    if Pipeline.objects.filter(session=session, state=PipelineState.PAUSED).exists():
+        return
+    on_commit(lambda: [tasks.chunk_process_task.delay(str(chunk_id)) for chunk_id in chunk_ids])
+
+
+def _pipeline_transition(*, session: Session, source: str, target: str, action: str) -> Pipeline:
+    with atomic():
+        moved = Pipeline.objects.filter(session=session, state=source).update(
+            state=target, updated_at=timezone.now()
+        )
+        pipeline = Pipeline.objects.get(session=session)
+        if not moved:
+            raise InvalidTransition(action=f"{action} the pipeline", status=pipeline.state)
+    return pipeline
+
+
+def pipeline_pause(*, session: Session) -> Pipeline:
+    """Stop processing; chunks keep being accepted and wait as `received`."""
+    return _pipeline_transition(
+        session=session, source=PipelineState.RUNNING, target=PipelineState.PAUSED, action="pause"
+    )
+
+
+def pipeline_resume(*, session: Session) -> Pipeline:
+    """Process again, starting with every chunk that waited."""
+    with atomic():
+        pipeline = _pipeline_transition(
+            session=session,
+            source=PipelineState.PAUSED,
+            target=PipelineState.RUNNING,
+            action="resume",
+        )
+        waiting = Chunk.objects.filter(session=session, status=ChunkStatus.RECEIVED)
+        chunks_enqueue(session=session, chunk_ids=list(waiting.values_list("id", flat=True)))
+    return pipeline
+
+
+def _claim(*, chunk_id: uuid.UUID) -> Chunk | None:
+    """Mark the chunk `processing` if it waits and its pipeline runs; None if nothing to do."""
+    claimed = Chunk.objects.filter(
+        pk=chunk_id,
+        status__in=[ChunkStatus.RECEIVED, ChunkStatus.PROCESSING],
+        session__pipeline__state=PipelineState.RUNNING,
+    ).update(status=ChunkStatus.PROCESSING, attempts=F("attempts") + 1)
+    if not claimed:
+        return None
+    return Chunk.objects.select_related("session").get(pk=chunk_id)
+
+
+def _read_spooled(chunk: Chunk) -> bytes | None:
+    """The chunk's raw bytes, checked against its hash; None if it was finished meanwhile."""
+    try:
+        with get_spool().open(chunk.spool_key) as spooled:
+            raw = spooled.read()
+    except ChunkNotFoundError:
+        if not Chunk.objects.filter(pk=chunk.pk, status=ChunkStatus.PROCESSING).exists():
+            return None
+        raise ChunkDamaged(f"The spooled bytes of chunk {chunk.sequence} are missing.") from None
+    if hashlib.sha256(raw).hexdigest() != chunk.sha256:
+        raise ChunkDamaged(
+            f"The spooled bytes of chunk {chunk.sequence} do not match its sha256; "
+            "ask the recorder to upload it again."
+        )
+    return raw
+
+
+def chunk_process(*, chunk_id: uuid.UUID) -> str:
+    """Compress, hash and store one received chunk; safe to run twice. Returns the outcome."""
+    chunk = _claim(chunk_id=chunk_id)
+    if chunk is None:
+        return "skipped"
+    started = time.perf_counter()
+    raw = _read_spooled(chunk)
+    if raw is None:
+        return "skipped"
+    session = chunk.session
+    algorithm = session.compression_algorithm
+    stored = get_codec(algorithm).compress(raw, level=session.compression_level)
+    if len(stored) >= len(raw):
+        algorithm, stored = CompressionAlgorithm.NONE, raw
+    storage_key = f"{session.pk}/{chunk.sequence:012d}.{algorithm}"
+    store = get_chunk_store()
+    store.put(storage_key, [stored])
+    with atomic():
+        finished = Chunk.objects.filter(pk=chunk.pk, status=ChunkStatus.PROCESSING).update(
+            status=ChunkStatus.STORED,
+            algorithm=algorithm,
+            compressed_size=len(stored),
+            stored_sha256=hashlib.sha256(stored).hexdigest(),
+            storage_key=storage_key,
+            stored_at=timezone.now(),
+            processing_ms=(time.perf_counter() - started) * 1000,
+            error="",
+        )
+        if finished:
+            Session.objects.filter(pk=session.pk).update(
+                compressed_size=F("compressed_size") + len(stored)
+            )
+    if not finished:
+        if not Chunk.objects.filter(pk=chunk.pk).exists():
+            store.delete(storage_key)
+        return "skipped"
+    get_spool().delete(chunk.spool_key)
+    return "stored"
+
+
+def chunk_mark_failed(*, chunk_id: uuid.UUID, error: str) -> None:
+    """Record that processing gave up on the chunk; its spooled bytes stay for a retry."""
+    with atomic():
+        chunk = Chunk.objects.filter(pk=chunk_id).exclude(status=ChunkStatus.STORED).first()
+        if chunk is None:
+            return
+        Chunk.objects.filter(pk=chunk_id).update(status=ChunkStatus.FAILED, error=error)
+        Pipeline.objects.filter(session_id=chunk.session_id).update(
+            last_error=f"chunk {chunk.sequence}: {error}", updated_at=timezone.now()
+        )
