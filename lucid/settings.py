@@ -124,6 +124,8 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 30,
             },
+            # A file, not memory, so that threads and worker processes in tests share it.
+            "TEST": {"NAME": str(LUCID_STORAGE_PATH / "test-lucid.sqlite3")},
         }
     }
 
@@ -196,7 +198,10 @@ SIMPLE_JWT = {"AUTH_HEADER_TYPES": ("Bearer",)}
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
-CELERY_TASK_EAGER_PROPAGATES = True
+if CELERY_TASK_ALWAYS_EAGER:
+    CELERY_BROKER_URL = "memory://"
+# Eager retries work only without propagation; failures are logged by the task tracer.
+CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

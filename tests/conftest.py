@@ -1,8 +1,17 @@
 """Fixtures shared by every test layer."""
 
+import time
+
 import pytest
+from celery.contrib.testing.worker import start_worker
+from celery.worker import state as worker_state
+from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
+from chunks_app.choices import ChunkStatus
+from chunks_app.models import Chunk
+from lucid.celery import app as celery_app
+from pipeline_app.choices import PipelineState
 from tests.factories import UserFactory
 
 
@@ -41,3 +50,41 @@ def storage_paths(settings, tmp_path):
     settings.LUCID_CHUNK_STORE_OPTIONS = {"root": str(tmp_path / "chunks")}
     settings.LUCID_TASK_RETRY_DELAY_SECONDS = 0
     return settings
+
+
+@pytest.fixture(scope="session", autouse=True)
+def celery_worker():
+    """With a broker configured, a real Celery worker consumes from it for the whole run."""
+    if django_settings.CELERY_TASK_ALWAYS_EAGER:
+        yield None
+        return
+    celery_app.control.purge()
+    with start_worker(
+        celery_app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=30
+    ) as worker:
+        yield worker
+
+
+@pytest.fixture(autouse=True)
+def worker_finished_before_teardown(request, celery_worker):
+    """With a real worker, a transactional test ends only once the worker has nothing left to do.
+
+    Otherwise a task would still run while the test database is being emptied.
+    """
+    marker = request.node.get_closest_marker("django_db")
+    if celery_worker is None or marker is None or not marker.kwargs.get("transaction"):
+        yield
+        return
+    request.getfixturevalue("transactional_db")
+    yield
+    deadline = time.monotonic() + 30
+    while _pipeline_busy() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _pipeline_busy() -> bool:
+    waiting = Chunk.objects.filter(
+        status__in=[ChunkStatus.RECEIVED, ChunkStatus.PROCESSING],
+        session__pipeline__state=PipelineState.RUNNING,
+    )
+    return bool(worker_state.active_requests) or waiting.exists()

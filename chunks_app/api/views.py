@@ -47,10 +47,13 @@ class LengthRequired(ApplicationError):
 
 
 def _content_length(request: Request) -> int:
+    """The body's length; a body without Content-Length (chunked) cannot be taken."""
     raw = request.META.get("CONTENT_LENGTH") or ""
-    if not raw.isdigit():
-        raise LengthRequired("Send the body with a Content-Length header.")
-    return int(raw)
+    if raw.isdigit():
+        return int(raw)
+    if raw or "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        raise LengthRequired("Send the body with a Content-Length header, not chunked.")
+    return 0
 
 
 class SessionScopedMixin:

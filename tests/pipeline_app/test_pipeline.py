@@ -1,0 +1,205 @@
+"""The pipeline: pause and resume, idempotent processing, failures, deletion of files."""
+
+import pytest
+
+from chunks_app.models import Chunk
+from pipeline_app import services
+from pipeline_app.tasks import chunk_process_task
+from sessions_app.models import Session
+from tests.chunks_app.helpers import (
+    KIB,
+    body_of,
+    download,
+    post_stream,
+    put_chunk,
+    random_bytes,
+    screen_like,
+    wait_until_settled,
+)
+from tests.factories import SessionFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+CHUNK_SIZE = 64 * KIB
+
+
+@pytest.fixture
+def recording(user):
+    return SessionFactory(owner=user, status="recording", chunk_size=CHUNK_SIZE)
+
+
+def _pipeline(client, session, action: str = ""):
+    url = f"/api/v1/sessions/{session.id}/pipeline" + (f"/{action}" if action else "")
+    return client.post(url) if action else client.get(url)
+
+
+def _files(root) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_new_session_pipeline_is_running_and_empty(api_client, recording):
+    response = _pipeline(api_client, recording)
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "state": "running",
+        "received": 0,
+        "processing": 0,
+        "stored": 0,
+        "failed": 0,
+        "backlog_bytes": 0,
+        "last_error": "",
+    }
+
+
+def test_paused_pipeline_keeps_chunks_received_while_recording_goes_on(api_client, recording):
+    assert _pipeline(api_client, recording, "pause").json()["state"] == "paused"
+
+    for sequence in range(3):
+        assert put_chunk(api_client, recording, sequence, screen_like(1000)).status_code == 201
+
+    status = _pipeline(api_client, recording).json()
+    assert (status["state"], status["received"], status["stored"]) == ("paused", 3, 0)
+    assert status["backlog_bytes"] == 3000
+
+
+def test_resume_processes_everything_that_waited(api_client, recording):
+    _pipeline(api_client, recording, "pause")
+    bodies = [screen_like(2000, seed=i) for i in range(3)]
+    for sequence, body in enumerate(bodies):
+        put_chunk(api_client, recording, sequence, body)
+
+    response = _pipeline(api_client, recording, "resume")
+
+    assert response.status_code == 200
+    chunks = wait_until_settled(recording)
+    assert [c.status for c in chunks] == ["stored"] * 3
+    assert _pipeline(api_client, recording).json()["backlog_bytes"] == 0
+    for sequence, body in enumerate(bodies):
+        assert body_of(download(api_client, recording, sequence)) == body
+
+
+@pytest.mark.parametrize(("action", "state"), [("pause", "paused"), ("resume", "running")])
+def test_pipeline_action_in_its_own_state_is_409(api_client, recording, action, state):
+    if state == "paused":
+        _pipeline(api_client, recording, "pause")
+
+    response = _pipeline(api_client, recording, action)
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "invalid_transition"
+    assert response.json()["status"] == state
+
+
+def test_pipeline_of_unknown_session_is_404(api_client):
+    response = api_client.get("/api/v1/sessions/not-a-uuid/pipeline")
+
+    assert response.status_code == 404
+
+
+def test_processing_a_chunk_twice_stores_it_once(api_client, recording):
+    body = screen_like(CHUNK_SIZE)
+    put_chunk(api_client, recording, 0, body)
+    (chunk,) = wait_until_settled(recording)
+    recording.refresh_from_db()
+    compressed_before = recording.compressed_size
+
+    outcome = chunk_process_task.apply(args=[str(chunk.id)]).result
+
+    assert outcome == "skipped"
+    recording.refresh_from_db()
+    assert recording.compressed_size == compressed_before == chunk.compressed_size
+    assert body_of(download(api_client, recording, 0)) == body
+
+
+def test_a_chunk_stuck_in_processing_is_finished_by_a_second_run(api_client, recording):
+    _pipeline(api_client, recording, "pause")
+    body = screen_like(5000)
+    put_chunk(api_client, recording, 0, body)
+    Chunk.objects.update(status="processing")
+    _pipeline(api_client, recording, "resume")
+
+    outcome = chunk_process_task.apply(args=[str(Chunk.objects.get().id)]).result
+
+    assert outcome == "stored"
+    recording.refresh_from_db()
+    assert recording.compressed_size == Chunk.objects.get().compressed_size
+    assert body_of(download(api_client, recording, 0)) == body
+
+
+def test_storage_failure_marks_the_chunk_failed_after_retries(
+    api_client, recording, settings, tmp_path
+):
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_bytes(b"")
+    settings.LUCID_CHUNK_STORE_OPTIONS = {"root": str(blocked)}
+    body = screen_like(3000)
+
+    put_chunk(api_client, recording, 0, body)
+
+    (chunk,) = wait_until_settled(recording)
+    assert chunk.status == "failed"
+    assert chunk.attempts == settings.LUCID_TASK_MAX_RETRIES + 1
+    assert "not-a-directory" in chunk.error
+    status = _pipeline(api_client, recording).json()
+    assert status["failed"] == 1
+    assert status["last_error"].startswith("chunk 0:")
+    detail = api_client.get(f"/api/v1/sessions/{recording.id}/chunks/0").json()
+    assert detail["status"] == "failed" and detail["error"]
+    assert body_of(download(api_client, recording, 0)) == body
+
+
+def test_damaged_spool_marks_the_chunk_failed_at_once(api_client, recording, storage_paths):
+    _pipeline(api_client, recording, "pause")
+    put_chunk(api_client, recording, 0, screen_like(3000))
+    chunk = Chunk.objects.get()
+    (storage_paths.LUCID_STORAGE_PATH / "spool" / chunk.spool_key).write_bytes(b"tampered")
+
+    _pipeline(api_client, recording, "resume")
+
+    (chunk,) = wait_until_settled(recording)
+    assert chunk.status == "failed"
+    assert chunk.attempts == 1
+    assert "sha256" in chunk.error
+
+
+def test_delete_removes_every_file_of_the_session(api_client, recording, storage_paths):
+    post_stream(api_client, recording, random_bytes(CHUNK_SIZE * 2 + 10))
+    put_other = SessionFactory(owner=recording.owner, status="recording", chunk_size=CHUNK_SIZE)
+    put_chunk(api_client, put_other, 0, b"keep me")
+    wait_until_settled(recording)
+    wait_until_settled(put_other)
+
+    response = api_client.delete(f"/api/v1/sessions/{recording.id}")
+
+    assert response.status_code == 204
+    remaining = _files(storage_paths.LUCID_STORAGE_PATH / "spool") + _files(
+        storage_paths.LUCID_CHUNK_STORE_PATH
+    )
+    assert remaining and all(path.startswith(str(put_other.id)) for path in remaining)
+    assert not Chunk.objects.filter(session_id=recording.id).exists()
+
+
+def test_processing_after_the_session_was_deleted_leaves_no_orphan(
+    api_client, recording, storage_paths
+):
+    _pipeline(api_client, recording, "pause")
+    put_chunk(api_client, recording, 0, screen_like(3000))
+    chunk_id = str(Chunk.objects.get().id)
+    api_client.delete(f"/api/v1/sessions/{recording.id}")
+
+    outcome = chunk_process_task.apply(args=[chunk_id]).result
+
+    assert outcome == "skipped"
+    assert not Session.objects.filter(pk=recording.id).exists()
+    assert _files(storage_paths.LUCID_CHUNK_STORE_PATH) == []
+    assert _files(storage_paths.LUCID_STORAGE_PATH / "spool") == []
+
+
+def test_chunk_mark_failed_leaves_a_stored_chunk_alone(api_client, recording):
+    put_chunk(api_client, recording, 0, screen_like(3000))
+    (chunk,) = wait_until_settled(recording)
+
+    services.chunk_mark_failed(chunk_id=chunk.id, error="late failure")
+
+    chunk.refresh_from_db()
+    assert chunk.status == "stored"
