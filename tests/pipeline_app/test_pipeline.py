@@ -152,14 +152,14 @@ def test_damaged_spool_marks_the_chunk_failed_at_once(api_client, recording, sto
     _pipeline(api_client, recording, "pause")
     put_chunk(api_client, recording, 0, screen_like(3000))
     chunk = Chunk.objects.get()
-    (storage_paths.LUCID_STORAGE_PATH / "spool" / chunk.spool_key).write_bytes(b"tampered")
+    (storage_paths.LUCID_STORAGE_PATH / "spool" / chunk.spool_key).write_bytes(b"cut short")
 
     _pipeline(api_client, recording, "resume")
 
     (chunk,) = wait_until_settled(recording)
     assert chunk.status == "failed"
     assert chunk.attempts == 1
-    assert "sha256" in chunk.error
+    assert "9 bytes, not 3000" in chunk.error
 
 
 def test_delete_removes_every_file_of_the_session(api_client, recording, storage_paths):
