@@ -59,7 +59,9 @@ READ_PIECE_SIZE = MIB
 API = "/api/v1"
 HOST = "127.0.0.1"
 PIPELINE_TIMEOUT_SECONDS = 300
-PIPELINE_POLL_SECONDS = 0.1
+PIPELINE_POLL_SECONDS = 0.01
+WARM_UP_CHUNKS = 8
+WARM_UP_CHUNK_SIZE = 64 * 1024
 STARTUP_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 10
 HTTP_TIMEOUT_SECONDS = 120
@@ -467,7 +469,8 @@ def start_service(
     if "CELERY_BROKER_URL" in environment:
         node_name = f"lucid-bench-{os.getpid()}@{socket.gethostname()}"
         worker_command = [str(VENV_BIN / "celery"), "-A", "lucid", "worker", "-l", "warning"]
-        worker_command += ["--concurrency", "1", "-Q", "celery", "-n", node_name]
+        concurrency = os.environ.get("BENCH_WORKER_CONCURRENCY", "2")
+        worker_command += ["--concurrency", concurrency, "-Q", "celery", "-n", node_name]
         celery_worker = start_process(worker_command, environment, logs / "celery.log")
         processes.append(celery_worker)
         wait_for_celery_worker(celery_worker, node_name, environment, logs / "celery.log")
@@ -475,22 +478,22 @@ def start_service(
     return Service(port, celery_worker)
 
 
-def peak_rss_bytes(pid: int) -> int:
-    """The high-water mark of the process's resident memory (VmHWM)."""
+def resident_bytes(pid: int, field: str) -> int:
+    """A resident-memory figure of the process from /proc: VmRSS (now) or VmHWM (peak)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
-    raise BenchmarkError(f"/proc/{pid}/status has no VmHWM")
+    raise BenchmarkError(f"/proc/{pid}/status has no {field}")
 
 
-def process_tree_peak_rss_bytes(pid: int) -> int:
-    """The largest VmHWM among the process and its children (a Celery worker's pool)."""
+def process_tree_resident_bytes(pid: int, field: str) -> int:
+    """The largest figure among the process and its children (a Celery worker's pool)."""
     children = {
         int(child)
         for children_file in Path(f"/proc/{pid}/task").glob("*/children")
         for child in children_file.read_text().split()
     }
-    return max(peak_rss_bytes(process) for process in [pid, *children])
+    return max(resident_bytes(process, field) for process in [pid, *children])
 
 
 # --- HTTP ---------------------------------------------------------------------------------------
@@ -627,6 +630,18 @@ def put_chunk_share(
         client.close()
 
 
+def warm_up(port: int, token: str) -> None:
+    """Small uploads first, so every server and worker process has loaded its code."""
+    client = ApiClient(port, token)
+    try:
+        session_id = start_recording_session(client, "warm-up", WARM_UP_CHUNK_SIZE)
+        pieces = [random.randbytes(WARM_UP_CHUNK_SIZE) for _ in range(WARM_UP_CHUNKS)]
+        upload_chunks(port, token, session_id, pieces, [hashlib.sha256(p).digest() for p in pieces])
+        wait_until_stored(client, session_id, WARM_UP_CHUNKS)
+    finally:
+        client.close()
+
+
 def upload_chunks(
     port: int, token: str, session_id: str, chunks: list[bytes], digests: list[bytes]
 ) -> list[float]:
@@ -758,11 +773,16 @@ def print_table(results: list[KindResult]) -> None:
         print("  ".join([result.kind.ljust(KIND_WIDTH), *cells]))
 
 
+class WorkerMemory(NamedTuple):
+    idle: int
+    peak: int
+
+
 def print_report(
-    results: list[KindResult], options: argparse.Namespace, worker_peak_rss: int | None
+    results: list[KindResult], options: argparse.Namespace, worker_memory: WorkerMemory | None
 ) -> None:
     print_table(results)
-    broker = "yes, one Celery worker" if worker_peak_rss is not None else "no, tasks in-process"
+    broker = "yes, one Celery worker" if worker_memory is not None else "no, tasks in-process"
     print(
         f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python"
         f" {platform.python_version()}, broker: {broker}"
@@ -771,10 +791,13 @@ def print_report(
         f"run: {options.chunks} chunks of {options.chunk_mib} MiB per kind,"
         f" {options.workers} gunicorn workers, {CLIENT_THREADS} client threads"
     )
-    if worker_peak_rss is not None:
+    if worker_memory is not None:
+        chunk_size = options.chunk_mib * MIB
+        grown = worker_memory.peak - worker_memory.idle
         print(
-            f"celery worker peak RSS (VmHWM): {worker_peak_rss / MIB:.1f} MiB"
-            f" = {worker_peak_rss / (options.chunk_mib * MIB):.1f} x chunk size"
+            f"celery worker memory: peak RSS {worker_memory.peak / MIB:.1f} MiB, idle after"
+            f" warm-up {worker_memory.idle / MIB:.1f} MiB; growth while processing"
+            f" {grown / MIB:.1f} MiB = {grown / chunk_size:.1f} x chunk size"
         )
 
 
@@ -784,7 +807,7 @@ def print_report(
 def parse_options(argv: list[str] | None) -> argparse.Namespace:
     summary = __doc__.splitlines()[0]
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=summary)
-    parser.add_argument("--chunks", type=int, default=12, help="chunks per data kind")
+    parser.add_argument("--chunks", type=int, default=24, help="chunks per data kind")
     parser.add_argument("--chunk-mib", type=int, default=10, help="chunk size in MiB")
     parser.add_argument("--port", type=int, default=0, help="service port (default: a free one)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
@@ -800,15 +823,20 @@ def run(
     service = start_service(workdir, options, credentials, processes)
     token = obtain_token(service.port, credentials)
     chunk_size = options.chunk_mib * MIB
+    warm_up(service.port, token)
+    worker_idle_rss = None
+    if service.celery_worker is not None:
+        worker_idle_rss = process_tree_resident_bytes(service.celery_worker.pid, "VmRSS")
     results = []
     for kind, make_chunks in DATA_KINDS.items():
         progress(f"{kind}: generating {options.chunks} chunks of {options.chunk_mib} MiB")
         chunks = make_chunks(options.chunks, chunk_size, SEED)
         results.append(measure_kind(kind, chunks, port=service.port, token=token, workdir=workdir))
-    worker_peak_rss = None
+    worker_memory = None
     if service.celery_worker is not None:
-        worker_peak_rss = process_tree_peak_rss_bytes(service.celery_worker.pid)
-    print_report(results, options, worker_peak_rss)
+        peak = process_tree_resident_bytes(service.celery_worker.pid, "VmHWM")
+        worker_memory = WorkerMemory(idle=worker_idle_rss, peak=peak)
+    print_report(results, options, worker_memory)
 
 
 def exit_on_sigterm(signal_number: int, frame: object) -> None:

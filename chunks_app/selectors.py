@@ -1,5 +1,6 @@
 """Reads of chunks: listing, the raw bytes of one chunk or a whole recording, the manifest."""
 
+import io
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from chunks_app.storage import ChunkNotFoundError, get_chunk_store
 from lucid.errors import NotFound
 from sessions_app.models import Session
 
-READ_PIECE = 1024 * 1024
+READ_PIECE = 4 * 1024 * 1024
 
 
 def chunk_list(*, session: Session) -> QuerySet[Chunk]:
@@ -51,9 +52,21 @@ def _open_raw(chunk: Chunk) -> BinaryIO:
     return get_codec(chunk.algorithm).open_decompressed(get_chunk_store().open(chunk.storage_key))
 
 
-def chunk_read_range(*, chunk: Chunk, start: int, end: int) -> Iterator[bytes]:
-    """Raw bytes `start`..`end` (inclusive) of the chunk, in pieces."""
-    with closing(_open_raw(chunk)) as raw:
+def chunk_read_range(*, chunk: Chunk, start: int, end: int) -> Iterator[bytes] | BinaryIO:
+    """Raw bytes `start`..`end` (inclusive) of the chunk, in pieces.
+
+    When they lie uncompressed in a file and run to its end, the file itself is returned,
+    positioned at `start`, so that the server can send it with sendfile.
+    """
+    raw = _open_raw(chunk)
+    if raw.seekable() and end == chunk.size - 1 and isinstance(raw, io.IOBase):
+        raw.seek(start)
+        return raw
+    return _read_pieces(raw, start=start, end=end)
+
+
+def _read_pieces(raw: BinaryIO, *, start: int, end: int) -> Iterator[bytes]:
+    with closing(raw):
         if raw.seekable():
             raw.seek(start)
         else:
@@ -99,8 +112,8 @@ def recording_read_range(*, layout: RecordingLayout, start: int, end: int) -> It
         chunk_end = offset + chunk.size - 1
         if chunk_end < start or offset > end:
             continue
-        yield from chunk_read_range(
-            chunk=chunk, start=max(start, offset) - offset, end=min(end, chunk_end) - offset
+        yield from _read_pieces(
+            _open_raw(chunk), start=max(start, offset) - offset, end=min(end, chunk_end) - offset
         )
 
 

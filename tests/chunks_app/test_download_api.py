@@ -29,7 +29,9 @@ def independent_merkle_root(hex_digests: list[str]) -> str:
         if len(nodes) == 1:
             return nodes[0]
         padded = nodes + nodes[-1:] if len(nodes) % 2 else nodes
-        parents = [hashlib.sha256(a + b).digest() for a, b in zip(padded[::2], padded[1::2])]
+        parents = [
+            hashlib.sha256(a + b).digest() for a, b in zip(padded[::2], padded[1::2], strict=True)
+        ]
         return root(parents)
 
     return root([bytes.fromhex(d) for d in hex_digests]).hex()
@@ -208,3 +210,19 @@ def test_manifest_of_a_session_without_chunks_has_no_root(api_client, recording)
     manifest = api_client.get(f"/api/v1/sessions/{recording.id}/manifest").json()
 
     assert manifest == {"session": str(recording.id), "chunks": [], "merkle_root": None}
+
+
+@pytest.mark.parametrize("header", [None, "bytes=10-19", "bytes=100-", "bytes=-10"])
+def test_uncompressed_chunk_downloads_exactly_in_whole_and_in_ranges(api_client, recording, header):
+    body = random_bytes(20_000)
+    put_chunk(api_client, recording, 0, body)
+    (chunk,) = wait_until_settled(recording)
+    assert chunk.algorithm == "none"
+
+    response = download(api_client, recording, 0, **({"range": header} if header else {}))
+
+    expected = {None: body, "bytes=10-19": body[10:20], "bytes=100-": body[100:]}.get(
+        header, body[-10:]
+    )
+    assert response["Content-Length"] == str(len(expected))
+    assert body_of(response) == expected
