@@ -41,3 +41,6 @@ format: $(VENV)/.dev-installed
 
 clean:
 	rm -rf $(VENV) var
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python -m bench.ingest
