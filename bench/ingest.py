@@ -1,27 +1,37 @@
 """Ingest benchmark: Lucid's HTTP chunk ingest and download against this machine's raw limits.
 
 Run from the repository root:
-`.venv/bin/python -m bench.ingest [--chunks N] [--chunk-mib 10] [--port P] [--workers W] [--keep]`
+`.venv/bin/python -m bench.ingest [--chunks N] [--chunk-mib 10] [--port P] [--workers W]
+[--worker-concurrency C] [--keep]`
 
 For two kinds of seeded data, screen-like frames (an RDP desktop: flat windows, text, one photo;
 zstd level 6 shrinks them to about a tenth) and random bytes (incompressible), it measures:
 
 (a) the raw limit, in this process on one core: per chunk, zstd level 6, sha256 of the raw bytes,
     write of the compressed bytes and fsync, one chunk after another;
-(b) our ingest: the real service (gunicorn, plus one Celery worker when CELERY_BROKER_URL is set)
-    receives every chunk by `PUT .../chunks/{sequence}` from 2 client threads; the clock runs from
-    the first PUT until the pipeline reports every chunk stored. An "ack" is one PUT's latency up
-    to its 201: the moment a recorder may forget the chunk;
+(b) our ingest: the real service (gunicorn, plus one Celery worker of --worker-concurrency
+    processes when CELERY_BROKER_URL is set) receives every chunk by `PUT .../chunks/{sequence}`
+    from 2 client threads; the clock runs from the first PUT until the pipeline reports every
+    chunk stored. An "ack" is one PUT's latency up to its 201: the moment a recorder may forget
+    the chunk;
 (c) our download: every chunk fetched back by `GET .../download` on one connection, against a
-    read of the same bytes from plain files. Both read 1 MiB pieces from a warm page cache; the
-    downloaded bytes are checked against their sha256 outside the clock.
+    read of the same bytes from plain files (opened unbuffered). Both fill one preallocated buffer
+    of chunk size by `readinto` in 4 MiB pieces from a warm page cache, so that they differ in
+    transport, not in allocation;
+(c2) zstd passthrough: the same downloads with `Accept-Encoding: zstd`. A chunk stored with zstd
+    comes as its stored bytes with `Content-Encoding: zstd` and is decompressed into the same
+    buffer inside the clock, as a playback client would; a chunk stored uncompressed (the random
+    ones: zstd does not shrink them) comes raw and is read as in (c).
+Every downloaded chunk, in (c2) once decompressed, is checked against its sha256 outside the clock.
 
 How to read the ratios: b/a is the share of the raw limit that the service delivers end to end
 (HTTP, spool, database, queue, pipeline); it can exceed 1 because the service may use every core
-while (a) uses one. c/read is the download's share of a plain file read. Throughputs count raw
-(uncompressed) bytes, MB = 10^6 bytes. The service runs with its defaults in a fresh temporary
-directory (on the filesystem of $TMPDIR, as are the files of (a) and (c)); only DATABASE_URL,
-REDIS_URL and CELERY_BROKER_URL are taken from the caller's environment.
+while (a) uses one. c/read and c2/read are the download's share of a plain file read, without and
+with zstd on the wire; c2 beats c when sending fewer bytes saves more than decompressing costs.
+Throughputs count raw (uncompressed) bytes delivered, MB = 10^6 bytes. The service runs with its
+defaults in a fresh temporary directory (on the filesystem of $TMPDIR, as are the files of (a)
+and (c)); only DATABASE_URL, REDIS_URL and CELERY_BROKER_URL are taken from the caller's
+environment.
 """
 
 from __future__ import annotations
@@ -55,7 +65,7 @@ MIB = 1 << 20
 SEED = 20240601
 ZSTD_LEVEL = 6
 CLIENT_THREADS = 2
-READ_PIECE_SIZE = MIB
+READ_PIECE_SIZE = 4 * MIB
 API = "/api/v1"
 HOST = "127.0.0.1"
 PIPELINE_TIMEOUT_SECONDS = 300
@@ -255,8 +265,8 @@ DATA_KINDS: dict[str, Callable[[int, int, int], list[bytes]]] = {
 # --- Local limits -------------------------------------------------------------------------------
 
 
-class Readable(Protocol):
-    def read(self, size: int, /) -> bytes: ...
+class ReadableInto(Protocol):
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -296,20 +306,28 @@ def write_plain_files(chunks: list[bytes], directory: Path) -> list[Path]:
     return paths
 
 
-def read_in_pieces(source: Readable) -> bytearray:
-    received = bytearray()
-    while piece := source.read(READ_PIECE_SIZE):
-        received += piece
-    return received
+def preallocated_buffer(size: int) -> memoryview:
+    """`size` bytes already written once, so that no measured read pays for mapping its pages."""
+    return memoryview(bytearray(b"\xff") * size)
 
 
-def measure_plain_read(paths: list[Path]) -> float:
-    """MB/s of reading the files back in 1 MiB pieces, straight from the page cache."""
+def read_into(source: ReadableInto, buffer: memoryview) -> int:
+    """Read `source` to its end into `buffer` in READ_PIECE_SIZE pieces; return the bytes read."""
+    filled = 0
+    while piece_size := source.readinto(buffer[filled : filled + READ_PIECE_SIZE]):
+        filled += piece_size
+    if filled == len(buffer) and source.readinto(memoryview(bytearray(1))):
+        raise BenchmarkError(f"more than {len(buffer)} bytes to read into a buffer of chunk size")
+    return filled
+
+
+def measure_plain_read(paths: list[Path], buffer: memoryview) -> float:
+    """MB/s of reading the files back into `buffer`, straight from the page cache."""
     size, elapsed = 0, 0.0
     for path in paths:
         started = time.perf_counter()
-        with open(path, "rb") as file:
-            size += len(read_in_pieces(file))
+        with open(path, "rb", buffering=0) as file:
+            size += read_into(file, buffer)
         elapsed += time.perf_counter() - started
     return megabytes_per_second(size, elapsed)
 
@@ -469,7 +487,7 @@ def start_service(
     if "CELERY_BROKER_URL" in environment:
         node_name = f"lucid-bench-{os.getpid()}@{socket.gethostname()}"
         worker_command = [str(VENV_BIN / "celery"), "-A", "lucid", "worker", "-l", "warning"]
-        concurrency = os.environ.get("BENCH_WORKER_CONCURRENCY", "2")
+        concurrency = str(options.worker_concurrency)
         worker_command += ["--concurrency", concurrency, "-Q", "celery", "-n", node_name]
         celery_worker = start_process(worker_command, environment, logs / "celery.log")
         processes.append(celery_worker)
@@ -672,25 +690,64 @@ def wait_until_stored(client: ApiClient, session_id: str, count: int) -> None:
         time.sleep(PIPELINE_POLL_SECONDS)
 
 
-def measure_download(client: ApiClient, session_id: str, digests: list[bytes]) -> float:
-    """MB/s of downloading every chunk; each one's sha256 is checked outside the clock."""
-    size, elapsed = 0, 0.0
+@dataclass(frozen=True)
+class Download:
+    megabytes_per_second: float
+    zstd_encoded_chunks: int
+
+
+def receive_raw_bytes(
+    response: http.client.HTTPResponse,
+    buffer: memoryview,
+    decompressor: zstandard.ZstdDecompressor,
+) -> int:
+    """Read the body into `buffer`, decompressing a zstd-encoded one; return the raw size."""
+    encoding = response.getheader("Content-Encoding")
+    if encoding is None:
+        return read_into(response, buffer)
+    if encoding != "zstd":
+        raise BenchmarkError(f"a download came with Content-Encoding: {encoding}")
+    with decompressor.stream_reader(response, read_size=READ_PIECE_SIZE, closefd=False) as reader:
+        return read_into(reader, buffer)
+
+
+def measure_download(
+    client: ApiClient,
+    session_id: str,
+    digests: list[bytes],
+    buffer: memoryview,
+    *,
+    accept_zstd: bool,
+) -> Download:
+    """Download every chunk into `buffer`; each one's sha256 is checked outside the clock.
+
+    With `accept_zstd`, chunks stored with zstd come compressed and are decompressed on the clock.
+    """
+    headers = {"Accept-Encoding": "zstd"} if accept_zstd else {}
+    decompressor = zstandard.ZstdDecompressor()
+    size, elapsed, zstd_encoded_chunks = 0, 0.0, 0
     for sequence, digest in enumerate(digests):
         path = f"{chunk_path(session_id, sequence)}/download"
         started = time.perf_counter()
-        response = client.send("GET", path)
+        response = client.send("GET", path, headers=headers)
         if response.status != 200:
             raise UnexpectedResponse("GET", path, response.status, response.read())
-        received = read_in_pieces(response)
+        try:
+            received = receive_raw_bytes(response, buffer, decompressor)
+        except zstandard.ZstdError as error:
+            raise BenchmarkError(f"GET {path}: {error}") from error
         elapsed += time.perf_counter() - started
-        if hashlib.sha256(received).digest() != digest:
-            encoding = response.getheader("Content-Encoding", "none")
+        encoding = response.getheader("Content-Encoding", "none")
+        if response.read():
+            raise BenchmarkError(f"GET {path}: bytes follow the end of the zstd frame")
+        if hashlib.sha256(buffer[:received]).digest() != digest:
             raise BenchmarkError(
-                f"GET {path}: {len(received)} bytes (Content-Encoding: {encoding})"
+                f"GET {path}: {received} bytes (Content-Encoding: {encoding}, decoded)"
                 " do not match the uploaded chunk's sha256"
             )
-        size += len(received)
-    return megabytes_per_second(size, elapsed)
+        size += received
+        zstd_encoded_chunks += encoding == "zstd"
+    return Download(megabytes_per_second(size, elapsed), zstd_encoded_chunks)
 
 
 # --- One data kind ------------------------------------------------------------------------------
@@ -704,6 +761,8 @@ class KindResult:
     ack_p50_ms: float
     ack_p99_ms: float
     download: float
+    passthrough: float
+    passthrough_zstd_chunks: int
     plain_read: float
     zstd_ratio: float
 
@@ -725,7 +784,8 @@ def measure_kind(
     raw_size = sum(map(len, chunks))
     progress(f"{kind}: (a) raw limit")
     raw_limit = measure_raw_limit(chunks, workdir / "raw-limit" / kind)
-    plain_read = measure_plain_read(write_plain_files(chunks, workdir / "plain" / kind))
+    buffer = preallocated_buffer(len(chunks[0]))
+    plain_read = measure_plain_read(write_plain_files(chunks, workdir / "plain" / kind), buffer)
     client = ApiClient(port, token)
     try:
         session_id = start_recording_session(client, kind, len(chunks[0]))
@@ -735,7 +795,9 @@ def measure_kind(
         wait_until_stored(client, session_id, len(chunks))
         ingest_seconds = time.perf_counter() - started
         progress(f"{kind}: (c) download")
-        download = measure_download(client, session_id, digests)
+        download = measure_download(client, session_id, digests, buffer, accept_zstd=False)
+        progress(f"{kind}: (c2) zstd passthrough")
+        passthrough = measure_download(client, session_id, digests, buffer, accept_zstd=True)
     finally:
         client.close()
     return KindResult(
@@ -744,7 +806,9 @@ def measure_kind(
         ingest=megabytes_per_second(raw_size, ingest_seconds),
         ack_p50_ms=percentile(acks, 0.50) * 1000,
         ack_p99_ms=percentile(acks, 0.99) * 1000,
-        download=download,
+        download=download.megabytes_per_second,
+        passthrough=passthrough.megabytes_per_second,
+        passthrough_zstd_chunks=passthrough.zstd_encoded_chunks,
         plain_read=plain_read,
         zstd_ratio=raw_limit.zstd_ratio,
     )
@@ -761,6 +825,8 @@ COLUMNS: list[tuple[str, Callable[[KindResult], str]]] = [
     ("(c) download MB/s", lambda result: f"{result.download:.1f}"),
     ("plain read MB/s", lambda result: f"{result.plain_read:.1f}"),
     ("c/read", lambda result: f"{result.download / result.plain_read:.2f}"),
+    ("(c2) passthrough MB/s", lambda result: f"{result.passthrough:.1f}"),
+    ("c2/read", lambda result: f"{result.passthrough / result.plain_read:.2f}"),
     ("zstd ratio", lambda result: f"{result.zstd_ratio:.3f}"),
 ]
 KIND_WIDTH = max(len("kind"), *map(len, DATA_KINDS))
@@ -782,14 +848,21 @@ def print_report(
     results: list[KindResult], options: argparse.Namespace, worker_memory: WorkerMemory | None
 ) -> None:
     print_table(results)
+    passed_through = ", ".join(
+        f"{result.kind} {result.passthrough_zstd_chunks} of {options.chunks}" for result in results
+    )
+    print(f"(c2) chunks sent as Content-Encoding: zstd: {passed_through}")
     broker = "yes, one Celery worker" if worker_memory is not None else "no, tasks in-process"
     print(
         f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python"
         f" {platform.python_version()}, broker: {broker}"
     )
+    celery = ""
+    if worker_memory is not None:
+        celery = f", Celery worker concurrency {options.worker_concurrency}"
     print(
         f"run: {options.chunks} chunks of {options.chunk_mib} MiB per kind,"
-        f" {options.workers} gunicorn workers, {CLIENT_THREADS} client threads"
+        f" {options.workers} gunicorn workers{celery}, {CLIENT_THREADS} client threads"
     )
     if worker_memory is not None:
         chunk_size = options.chunk_mib * MIB
@@ -811,6 +884,12 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--chunk-mib", type=int, default=10, help="chunk size in MiB")
     parser.add_argument("--port", type=int, default=0, help="service port (default: a free one)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument(
+        "--worker-concurrency",
+        type=int,
+        default=2,
+        help="processes of the Celery worker, when CELERY_BROKER_URL is set",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     return parser.parse_args(argv)
 

@@ -6,6 +6,8 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import QuerySet
 
 from chunks_app.choices import ChunkStatus
@@ -13,11 +15,12 @@ from chunks_app.codecs import get_codec
 from chunks_app.merkle import merkle_root
 from chunks_app.models import MAX_SEQUENCE, Chunk
 from chunks_app.spool import get_spool
-from chunks_app.storage import ChunkNotFoundError, get_chunk_store
+from chunks_app.storage import ChunkNotFoundError, StoreUsage, get_chunk_store
 from lucid.errors import NotFound
 from sessions_app.models import Session
 
 READ_PIECE = 4 * 1024 * 1024
+STORAGE_USED_CACHE_KEY = "lucid:storage:used-bytes"
 
 
 def chunk_list(*, session: Session) -> QuerySet[Chunk]:
@@ -126,3 +129,12 @@ def session_manifest(*, session: Session) -> dict:
         "chunks": chunks,
         "merkle_root": merkle_root(chunk["sha256"] for chunk in chunks),
     }
+
+
+def storage_usage() -> StoreUsage:
+    """The chunk store's used and free bytes; the used bytes (a walk) come from the cache."""
+    store = get_chunk_store()
+    used = cache.get_or_set(
+        STORAGE_USED_CACHE_KEY, store.used_bytes, timeout=settings.LUCID_STORAGE_USAGE_CACHE_SECONDS
+    )
+    return StoreUsage(path=store.location, used_bytes=used, free_bytes=store.free_bytes())

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from django.db import IntegrityError
-from django.db.models import F
-from django.utils import timezone
+from django.db.models import Q
 
 from chunks_app.models import MAX_SEQUENCE, Chunk
 from chunks_app.spool import Segment, SessionStream, get_spool, upload_spool_key
@@ -16,8 +15,10 @@ from chunks_app.storage import get_chunk_store
 from lucid.db import atomic, on_commit
 from lucid.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from pipeline_app.services import chunks_enqueue
+from sessions_app import tallies
 from sessions_app.choices import IngestMode, SessionStatus
 from sessions_app.models import Session
+from sessions_app.tallies import tally_apply
 
 READ_PIECE = 1024 * 1024
 
@@ -86,13 +87,10 @@ def _body_pieces(body: BinaryIO | None, *, limit: int | None, hasher=None) -> It
 
 
 def _count_chunks_in(*, session: Session, chunks: list[Chunk]) -> bool:
-    """Add `chunks` to the session's totals if it is still recording; False if it is not."""
-    return bool(
-        Session.objects.filter(pk=session.pk, status=SessionStatus.RECORDING).update(
-            chunk_count=F("chunk_count") + len(chunks),
-            size=F("size") + sum(chunk.size for chunk in chunks),
-            updated_at=timezone.now(),
-        )
+    """Add `chunks` to the totals if the session is still recording; False if it is not."""
+    tally = tallies.chunks_received(count=len(chunks), size=sum(chunk.size for chunk in chunks))
+    return tally_apply(
+        session_id=session.pk, tally=tally, only_if=Q(status=SessionStatus.RECORDING)
     )
 
 
@@ -223,9 +221,7 @@ def session_stream_seal(*, session: Session) -> Chunk | None:
         return None
     (chunk,) = _chunks_from_segments(session=session, segments=[segment])
     chunk.save(force_insert=True)
-    Session.objects.filter(pk=session.pk).update(
-        chunk_count=F("chunk_count") + 1, size=F("size") + chunk.size
-    )
+    tally_apply(session_id=session.pk, tally=tallies.chunks_received(count=1, size=chunk.size))
     chunks_enqueue(session=session, chunk_ids=[chunk.id])
     return chunk
 

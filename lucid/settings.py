@@ -56,6 +56,9 @@ LUCID_CLEANUP_INTERVAL_HOURS = env_int("LUCID_CLEANUP_INTERVAL_HOURS", 24)
 LUCID_METADATA_MAX_BYTES = 64 * 1024
 LUCID_TASK_MAX_RETRIES = env_int("LUCID_TASK_MAX_RETRIES", 3)
 LUCID_TASK_RETRY_DELAY_SECONDS = env_int("LUCID_TASK_RETRY_DELAY_SECONDS", 5)
+LUCID_STORAGE_USAGE_CACHE_SECONDS = env_int("LUCID_STORAGE_USAGE_CACHE_SECONDS", 60)
+LUCID_STATISTICS_CACHE_SECONDS = env_int("LUCID_STATISTICS_CACHE_SECONDS", 10)
+LUCID_HEALTH_MIN_FREE_MB = env_int("LUCID_HEALTH_MIN_FREE_MB", 512)
 LUCID_PAGE_SIZE = env_int("LUCID_PAGE_SIZE", 50)
 LUCID_MAX_PAGE_SIZE = env_int("LUCID_MAX_PAGE_SIZE", 1000)
 MONGO_URL = env_str("MONGO_URL")
@@ -75,6 +78,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "django_prometheus",
     "lucid",
     "sessions_app",
     "chunks_app",
@@ -82,6 +86,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "lucid.logging.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -90,6 +96,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "lucid.urls"
@@ -129,6 +136,12 @@ else:
         }
     }
 
+# django-prometheus' wrappers of the same engines count queries and errors.
+for _database in DATABASES.values():
+    _database["ENGINE"] = _database["ENGINE"].replace(
+        "django.db.backends.", "django_prometheus.db.backends.", 1
+    )
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
@@ -137,7 +150,12 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "OPTIONS": {"IGNORE_EXCEPTIONS": True},
+            # Redis down slows us, never fails us: errors read as misses, and give up fast.
+            "OPTIONS": {
+                "IGNORE_EXCEPTIONS": True,
+                "SOCKET_CONNECT_TIMEOUT": 0.25,
+                "SOCKET_TIMEOUT": 0.25,
+            },
         }
     }
 else:
@@ -210,9 +228,19 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
+LUCID_LOG_FORMAT = env_str("LUCID_LOG_FORMAT", "text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "lucid.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LUCID_LOG_FORMAT == "json" else "text",
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LUCID_LOG_LEVEL", "INFO")},
 }

@@ -1,6 +1,7 @@
 """Writes of pipelines: pause and resume, queueing chunks, and processing one chunk."""
 
 import hashlib
+import logging
 import time
 import uuid
 
@@ -17,7 +18,11 @@ from lucid.errors import InvalidTransition
 from pipeline_app import tasks
 from pipeline_app.choices import PipelineState
 from pipeline_app.models import Pipeline
+from sessions_app import tallies
 from sessions_app.models import Session
+from sessions_app.tallies import tally_apply
+
+logger = logging.getLogger(__name__)
 
 
 class ChunkDamaged(Exception):
@@ -70,14 +75,22 @@ def pipeline_resume(*, session: Session) -> Pipeline:
 
 
 def _claim(*, chunk_id: uuid.UUID) -> Chunk | None:
-    """Mark the chunk `processing` if it waits and its pipeline runs; None if nothing to do."""
-    claimed = Chunk.objects.filter(
-        pk=chunk_id,
-        status__in=[ChunkStatus.RECEIVED, ChunkStatus.PROCESSING],
-        session__pipeline__state=PipelineState.RUNNING,
-    ).update(status=ChunkStatus.PROCESSING, attempts=F("attempts") + 1)
-    if not claimed:
+    """Mark the chunk `processing` if it waits and its pipeline runs; None if nothing to do.
+
+    A chunk already `processing` (its worker died, or the task came twice) is taken again.
+    """
+    runnable = Chunk.objects.filter(pk=chunk_id, session__pipeline__state=PipelineState.RUNNING)
+    chunk = runnable.filter(status__in=[ChunkStatus.RECEIVED, ChunkStatus.PROCESSING]).first()
+    if chunk is None:
         return None
+    with atomic():
+        claimed = runnable.filter(status=ChunkStatus.RECEIVED).update(
+            status=ChunkStatus.PROCESSING, attempts=F("attempts") + 1
+        )
+        if claimed:
+            tally_apply(session_id=chunk.session_id, tally=tallies.chunk_claimed())
+        elif not runnable.filter(status=ChunkStatus.PROCESSING).update(attempts=F("attempts") + 1):
+            return None
     return Chunk.objects.select_related("session").get(pk=chunk_id)
 
 
@@ -120,6 +133,7 @@ def chunk_process(*, chunk_id: uuid.UUID) -> str:
     storage_key = f"{session.pk}/{chunk.sequence:012d}.{algorithm}"
     store = get_chunk_store()
     store.put(storage_key, [stored])
+    seconds = time.perf_counter() - started
     with atomic():
         finished = Chunk.objects.filter(pk=chunk.pk, status=ChunkStatus.PROCESSING).update(
             status=ChunkStatus.STORED,
@@ -128,28 +142,53 @@ def chunk_process(*, chunk_id: uuid.UUID) -> str:
             stored_sha256=stored_sha256,
             storage_key=storage_key,
             stored_at=timezone.now(),
-            processing_ms=(time.perf_counter() - started) * 1000,
+            processing_ms=seconds * 1000,
             error="",
         )
         if finished:
-            Session.objects.filter(pk=session.pk).update(
-                compressed_size=F("compressed_size") + len(stored)
+            tally = tallies.chunk_stored(
+                size=chunk.size, stored_size=len(stored), algorithm=algorithm, seconds=seconds
             )
+            tally_apply(session_id=session.pk, tally=tally)
     if not finished:
         if not Chunk.objects.filter(pk=chunk.pk).exists():
             store.delete(storage_key)
         return "skipped"
     get_spool().delete(chunk.spool_key)
+    logger.info(
+        "chunk %s#%s stored",
+        session.pk,
+        chunk.sequence,
+        extra={
+            "session_id": str(session.pk),
+            "sequence": chunk.sequence,
+            "algorithm": algorithm,
+            "size": chunk.size,
+            "compressed_size": len(stored),
+            "seconds": round(seconds, 4),
+        },
+    )
     return "stored"
 
 
 def chunk_mark_failed(*, chunk_id: uuid.UUID, error: str) -> None:
     """Record that processing gave up on the chunk; its spooled bytes stay for a retry."""
     with atomic():
-        chunk = Chunk.objects.filter(pk=chunk_id).exclude(status=ChunkStatus.STORED).first()
-        if chunk is None:
-            return
-        Chunk.objects.filter(pk=chunk_id).update(status=ChunkStatus.FAILED, error=error)
-        Pipeline.objects.filter(session_id=chunk.session_id).update(
-            last_error=f"chunk {chunk.sequence}: {error}", updated_at=timezone.now()
-        )
+        for source in (ChunkStatus.PROCESSING, ChunkStatus.RECEIVED):
+            chunk = Chunk.objects.filter(pk=chunk_id, status=source).first()
+            if chunk and Chunk.objects.filter(pk=chunk_id, status=source).update(
+                status=ChunkStatus.FAILED, error=error
+            ):
+                tally = tallies.chunk_failed(source=source, size=chunk.size)
+                tally_apply(session_id=chunk.session_id, tally=tally)
+                Pipeline.objects.filter(session_id=chunk.session_id).update(
+                    last_error=f"chunk {chunk.sequence}: {error}", updated_at=timezone.now()
+                )
+                logger.warning(
+                    "chunk %s#%s failed: %s",
+                    chunk.session_id,
+                    chunk.sequence,
+                    error,
+                    extra={"session_id": str(chunk.session_id), "sequence": chunk.sequence},
+                )
+                return

@@ -35,6 +35,12 @@ class Session(models.Model):
     chunk_count = models.PositiveBigIntegerField(default=0)
     size = models.PositiveBigIntegerField(default=0)
     compressed_size = models.PositiveBigIntegerField(default=0)
+    chunks_received = models.PositiveBigIntegerField(default=0)
+    chunks_processing = models.PositiveBigIntegerField(default=0)
+    chunks_stored = models.PositiveBigIntegerField(default=0)
+    chunks_failed = models.PositiveBigIntegerField(default=0)
+    backlog_bytes = models.PositiveBigIntegerField(default=0)
+    processing_us = models.PositiveBigIntegerField(default=0)
     ingest_mode = models.CharField(
         max_length=8, choices=IngestMode.choices, default=IngestMode.UNDECIDED, blank=True
     )

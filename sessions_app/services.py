@@ -16,8 +16,10 @@ from chunks_app.spool import SessionStream
 from lucid.db import atomic
 from lucid.errors import Conflict, InvalidTransition, ValidationFailed
 from pipeline_app.services import pipeline_create
+from sessions_app import tallies
 from sessions_app.choices import IngestMode, SessionStatus
 from sessions_app.models import Session
+from sessions_app.tallies import tally_apply
 
 MIB = 1024 * 1024
 
@@ -111,6 +113,7 @@ def session_create(
             legal_hold=legal_hold,
         )
         pipeline_create(session=session)
+        tally_apply(session_id=None, tally=tallies.session_created(status=session.status))
     return session
 
 
@@ -155,6 +158,9 @@ def session_delete(*, session: Session) -> None:
             code="legal_hold",
         )
     with atomic():
+        list(Chunk.objects.filter(session=session).select_for_update().values_list("pk"))
+        session = Session.objects.select_for_update().get(pk=session.pk)
+        tally_apply(session_id=None, tally=tallies.session_removed(session=session))
         session_files_delete_on_commit(session_id=session.pk)
         session.delete()
 
@@ -166,10 +172,13 @@ def _session_transition(*, session: Session, action: str) -> Session:
     if timestamp_field:
         changes[timestamp_field] = now
     with atomic():
-        moved = Session.objects.filter(pk=session.pk, status__in=sources).update(**changes)
-        if not moved:
-            session.refresh_from_db(fields=["status"])
-            raise InvalidTransition(action=action, status=session.status)
+        locked = Session.objects.select_for_update().filter(pk=session.pk).first()
+        if locked is None or locked.status not in sources:
+            status = locked.status if locked else session.status
+            raise InvalidTransition(action=action, status=status)
+        Session.objects.filter(pk=session.pk).update(**changes)
+        tally = tallies.session_moved(source=locked.status, target=target)
+        tally_apply(session_id=None, tally=tally)
     for field, value in changes.items():
         setattr(session, field, value)
     return session

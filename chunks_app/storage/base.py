@@ -83,8 +83,27 @@ class ChunkStore(ABC):
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Yield the stored keys that start with `prefix`."""
 
+    @property
     @abstractmethod
-    def usage(self) -> StoreUsage: ...
+    def location(self) -> str:
+        """Where the store keeps its content, for operators to read."""
+
+    @abstractmethod
+    def used_bytes(self) -> int:
+        """Bytes held by the store; may be slow (a walk of the whole store)."""
+
+    @abstractmethod
+    def free_bytes(self) -> int:
+        """Bytes the store can still take; cheap enough for every health check."""
+
+    @abstractmethod
+    def check_writable(self) -> None:
+        """Raise `ChunkStoreError` unless a write would succeed now; cheap, changes nothing."""
+
+    def usage(self) -> StoreUsage:
+        return StoreUsage(
+            path=self.location, used_bytes=self.used_bytes(), free_bytes=self.free_bytes()
+        )
 
     def delete_prefix(self, prefix: str) -> int:
         """Remove everything under `prefix` (a key ending in "/"); return how many keys went."""

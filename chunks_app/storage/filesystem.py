@@ -21,7 +21,6 @@ from chunks_app.storage.base import (
     ChunkNotFoundError,
     ChunkStore,
     ChunkStoreError,
-    StoreUsage,
     is_valid_key,
     validate_key,
     validate_prefix,
@@ -127,7 +126,11 @@ class FileSystemChunkStore(ChunkStore):
         directory_key = prefix.rpartition("/")[0]
         return self._keys_in(self.root / directory_key, directory_key, prefix)
 
-    def usage(self) -> StoreUsage:
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
+    def used_bytes(self) -> int:
         """Add up the sizes of all files under the root, temporary ones included.
 
         This walks the whole tree, one stat per file: fine for a status page or a periodic
@@ -147,12 +150,21 @@ class FileSystemChunkStore(ChunkStore):
                     continue
                 except OSError as exc:
                     raise self._error(exc, "inspect", Path(entry.path)) from exc
+        return used_bytes
+
+    def check_writable(self) -> None:
+        self._make_directories(self.root)
+        probe = self.root / f".health.{secrets.token_hex(8)}.tmp"
+        with self._os_errors("write a probe file in", self.root):
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            os.unlink(probe)
+
+    def free_bytes(self) -> int:
         existing = self.root
         while not existing.exists() and existing.parent != existing:
             existing = existing.parent
         with self._os_errors("measure free space on", existing):
-            free_bytes = shutil.disk_usage(existing).free
-        return StoreUsage(path=str(self.root), used_bytes=used_bytes, free_bytes=free_bytes)
+            return shutil.disk_usage(existing).free
 
     def _path(self, key: str) -> Path:
         validate_key(key)

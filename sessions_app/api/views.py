@@ -9,10 +9,15 @@ from rest_framework.response import Response
 
 from lucid.api.schema import error_responses
 from sessions_app import services
-from sessions_app.api.serializers import SessionSerializer
+from sessions_app.api.serializers import (
+    SessionSerializer,
+    SessionStatisticsSerializer,
+    SystemStatisticsSerializer,
+)
 from sessions_app.filtersets import SessionFilterSet
 from sessions_app.models import Session
 from sessions_app.selectors import session_get, session_list
+from sessions_app.statistics import session_statistics, system_statistics
 
 
 def _control_schema(verb: str):
@@ -106,6 +111,26 @@ class SessionViewSet(
     @action(detail=True, methods=["post"])
     def stop(self, request: Request, pk: str) -> Response:
         return self._render(services.session_stop(session=self.get_object()))
+
+    @extend_schema(
+        summary="A session's statistics",
+        operation_id="sessions_statistics",
+        responses={200: SessionStatisticsSerializer, **error_responses(404)},
+    )
+    @action(detail=True, methods=["get"])
+    def statistics(self, request: Request, pk: str) -> Response:
+        statistics = session_statistics(session=self.get_object())
+        return Response(SessionStatisticsSerializer(statistics).data)
+
+    @extend_schema(
+        summary="Statistics of every session and of the chunk store",
+        operation_id="sessions_system_statistics",
+        responses={200: SystemStatisticsSerializer, **error_responses()},
+        filters=False,
+    )
+    @action(detail=False, methods=["get"], url_path="statistics", filter_backends=[])
+    def system_statistics(self, request: Request) -> Response:
+        return Response(SystemStatisticsSerializer(system_statistics()).data)
 
     def _update(self, request: Request, *, partial: bool) -> Response:
         session = self.get_object()

@@ -5,7 +5,9 @@ import pytest
 from chunks_app.models import Chunk
 from pipeline_app import services
 from pipeline_app.tasks import chunk_process_task
+from sessions_app import tallies
 from sessions_app.models import Session
+from sessions_app.tallies import tally_apply
 from tests.chunks_app.helpers import (
     KIB,
     body_of,
@@ -115,7 +117,8 @@ def test_a_chunk_stuck_in_processing_is_finished_by_a_second_run(api_client, rec
     _pipeline(api_client, recording, "pause")
     body = screen_like(5000)
     put_chunk(api_client, recording, 0, body)
-    Chunk.objects.update(status="processing")
+    Chunk.objects.update(status="processing")  # as a worker that claimed it and died
+    tally_apply(session_id=recording.id, tally=tallies.chunk_claimed())
     _pipeline(api_client, recording, "resume")
 
     outcome = chunk_process_task.apply(args=[str(Chunk.objects.get().id)]).result

@@ -1,0 +1,124 @@
+"""The running totals an event changes: on its session's row and system-wide.
+
+Each event gives a `Tally`; `tally_apply` adds it inside the caller's transaction, so totals
+always equal a recount of the rows they count.
+"""
+
+import uuid
+from dataclasses import dataclass, field
+
+from django.db.models import F, Q
+from django.utils import timezone
+
+from chunks_app.choices import ChunkStatus
+from lucid.counters import counters_add
+from sessions_app.models import Session
+from sessions_app.statistics import system_statistics_changed
+
+PROCESSING_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf"))
+
+
+@dataclass
+class Tally:
+    session: dict[str, int] = field(default_factory=dict)
+    system: dict[str, int] = field(default_factory=dict)
+
+
+def bucket_label(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)
+
+
+def chunks_received(*, count: int, size: int) -> Tally:
+    return Tally(
+        session={
+            "chunk_count": count,
+            "size": size,
+            "chunks_received": count,
+            "backlog_bytes": size,
+        },
+        system={
+            "chunks.received": count,
+            "chunks.raw_bytes": size,
+            "chunks.backlog_bytes": size,
+            "ingest.bytes_total": size,
+        },
+    )
+
+
+def chunk_claimed() -> Tally:
+    return Tally(
+        session={"chunks_received": -1, "chunks_processing": 1},
+        system={"chunks.received": -1, "chunks.processing": 1},
+    )
+
+
+def chunk_stored(*, size: int, stored_size: int, algorithm: str, seconds: float) -> Tally:
+    system = {
+        "chunks.processing": -1,
+        "chunks.stored": 1,
+        "chunks.backlog_bytes": -size,
+        "chunks.stored_bytes": stored_size,
+        f"store.bytes_total.{algorithm}": stored_size,
+        f"processing.count.{algorithm}": 1,
+        f"processing.sum_us.{algorithm}": round(seconds * 1_000_000),
+    }
+    for bound in PROCESSING_BUCKETS:
+        if seconds <= bound:
+            system[f"processing.bucket.{algorithm}.{bucket_label(bound)}"] = 1
+    return Tally(
+        session={
+            "chunks_processing": -1,
+            "chunks_stored": 1,
+            "backlog_bytes": -size,
+            "compressed_size": stored_size,
+            "processing_us": round(seconds * 1_000_000),
+        },
+        system=system,
+    )
+
+
+def chunk_failed(*, source: str, size: int) -> Tally:
+    return Tally(
+        session={f"chunks_{source}": -1, "chunks_failed": 1, "backlog_bytes": -size},
+        system={f"chunks.{source}": -1, "chunks.failed": 1, "chunks.backlog_bytes": -size},
+    )
+
+
+def session_created(*, status: str) -> Tally:
+    return Tally(system={f"sessions.{status}": 1})
+
+
+def session_moved(*, source: str, target: str) -> Tally:
+    return Tally(system={f"sessions.{source}": -1, f"sessions.{target}": 1})
+
+
+def session_removed(*, session: Session) -> Tally:
+    """What a session with all its chunks took from the system totals."""
+    system = {f"chunks.{status}": -getattr(session, f"chunks_{status}") for status in ChunkStatus}
+    system.update(
+        {
+            f"sessions.{session.status}": -1,
+            "chunks.raw_bytes": -session.size,
+            "chunks.stored_bytes": -session.compressed_size,
+            "chunks.backlog_bytes": -session.backlog_bytes,
+        }
+    )
+    return Tally(system=system)
+
+
+def tally_apply(*, session_id: uuid.UUID | None, tally: Tally, only_if: Q | None = None) -> bool:
+    """Add the tally in the caller's transaction; with `only_if`, only if the session matches.
+
+    Returns False (and changes nothing) when the session does not match.
+    """
+    if tally.session:
+        changes = {name: F(name) + delta for name, delta in tally.session.items()}
+        sessions = Session.objects.filter(pk=session_id)
+        if only_if is not None:
+            sessions = sessions.filter(only_if)
+        if not sessions.update(**changes, updated_at=timezone.now()):
+            return False
+    if tally.system:
+        counters_add(tally.system)
+        system_statistics_changed()
+    return True
