@@ -48,7 +48,7 @@ def check_cache() -> str:
 def check_broker() -> str:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return DISABLED
-    with celery_app.connection_for_write() as connection:
+    with celery_app.connection_for_write(settings.CELERY_BROKER_URL) as connection:
         connection.ensure_connection(max_retries=0, timeout=1)
     return OK
 

@@ -4,8 +4,11 @@ import time
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from celery.signals import worker_shutdown
 from celery.worker import state as worker_state
 from django.conf import settings as django_settings
+from django.core.cache import cache
+from django.db import connections
 from rest_framework.test import APIClient
 
 from chunks_app.choices import ChunkStatus
@@ -43,6 +46,12 @@ def fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with nothing cached, as after a deploy."""
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def storage_paths(settings, tmp_path):
     """Every test gets its own empty spool and chunk store."""
     settings.LUCID_STORAGE_PATH = tmp_path / "sessions"
@@ -52,17 +61,29 @@ def storage_paths(settings, tmp_path):
     return settings
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Worker threads close their connections after each task, so the test database can go."""
+    for database in django_settings.DATABASES.values():
+        database["CONN_MAX_AGE"] = 0
+
+
 @pytest.fixture(scope="session", autouse=True)
-def celery_worker():
+def celery_worker(django_db_setup):
     """With a broker configured, a real Celery worker consumes from it for the whole run."""
     if django_settings.CELERY_TASK_ALWAYS_EAGER:
         yield None
         return
     celery_app.control.purge()
+    worker_shutdown.connect(_close_thread_connections, weak=False)
     with start_worker(
         celery_app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=30
     ) as worker:
         yield worker
+
+
+def _close_thread_connections(**kwargs) -> None:
+    connections.close_all()
 
 
 @pytest.fixture(autouse=True)

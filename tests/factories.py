@@ -1,12 +1,30 @@
-"""factory_boy factories for the project's models."""
+"""factory_boy factories for the project's models, built through the services where they exist."""
 
 import factory
 from django.contrib.auth import get_user_model
 
-from pipeline_app.models import Pipeline
+from sessions_app import services, tallies
 from sessions_app.models import Session
+from sessions_app.tallies import tally_apply
 
 MIB = 1024 * 1024
+ACTIONS_TO_REACH = {
+    "created": [],
+    "recording": [services.session_start],
+    "paused": [services.session_start, services.session_pause],
+    "stopped": [services.session_start, services.session_stop],
+}
+SERVICE_FIELDS = {
+    "owner",
+    "name",
+    "host",
+    "metadata",
+    "chunk_size",
+    "compression_algorithm",
+    "compression_level",
+    "retention_days",
+    "legal_hold",
+}
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -19,9 +37,10 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 
 class SessionFactory(factory.django.DjangoModelFactory):
+    """A session created by `session_create` and moved to `status` by the real transitions."""
+
     class Meta:
         model = Session
-        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"session {n}")
     owner = factory.SubFactory(UserFactory)
@@ -29,11 +48,21 @@ class SessionFactory(factory.django.DjangoModelFactory):
     chunk_size = MIB
     compression_algorithm = "zstd"
     compression_level = 6
-    pipeline = factory.RelatedFactory(
-        "tests.factories.PipelineFactory", factory_related_name="session"
-    )
 
-
-class PipelineFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Pipeline
+    @classmethod
+    def _create(cls, model_class, *args, status: str = "created", **fields) -> Session:
+        session = services.session_create(
+            **{key: value for key, value in fields.items() if key in SERVICE_FIELDS}
+        )
+        if status == "failed":
+            Session.objects.filter(pk=session.pk).update(status=status)
+            tally_apply(
+                session_id=None, tally=tallies.session_moved(source="created", target=status)
+            )
+        for action in ACTIONS_TO_REACH.get(status, []):
+            session = action(session=session)
+        stored_as_given = {key: value for key, value in fields.items() if key not in SERVICE_FIELDS}
+        if stored_as_given:
+            Session.objects.filter(pk=session.pk).update(**stored_as_given)
+        session.refresh_from_db()
+        return session

@@ -1,0 +1,62 @@
+"""GET /health: each check, 200 when the required ones pass, 503 when one fails and back."""
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthy_service_answers_200_with_every_check(anonymous_client, settings):
+    response = anonymous_client.get("/health")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["storage"] == "ok"
+    assert body["checks"]["cache"] == "ok"
+    expected_broker = "disabled" if settings.CELERY_TASK_ALWAYS_EAGER else "ok"
+    assert body["checks"]["broker"] == expected_broker
+
+
+def test_unwritable_chunk_store_turns_503_and_back(anonymous_client, storage_paths):
+    store = storage_paths.LUCID_CHUNK_STORE_PATH
+    store.mkdir(parents=True, exist_ok=True)
+    moved = store.with_name("chunks-moved")
+    store.rename(moved)
+    store.write_bytes(b"not a directory")
+
+    broken = anonymous_client.get("/health")
+
+    store.unlink()
+    moved.rename(store)
+    healed = anonymous_client.get("/health")
+    assert broken.status_code == 503
+    assert broken.json()["status"] == "fail"
+    assert "chunks" in broken.json()["checks"]["storage"]
+    assert healed.status_code == 200
+
+
+def test_low_free_space_turns_503(anonymous_client, settings):
+    settings.LUCID_HEALTH_MIN_FREE_MB = 10**12
+
+    response = anonymous_client.get("/health")
+
+    assert response.status_code == 503
+    assert "free" in response.json()["checks"]["storage"]
+
+
+def test_unreachable_broker_turns_503(anonymous_client, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+
+    response = anonymous_client.get("/health")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["broker"] != "ok"
+
+
+def test_health_needs_no_credentials_and_leaves_no_files(anonymous_client, storage_paths):
+    anonymous_client.get("/health")
+
+    leftovers = [p for p in storage_paths.LUCID_CHUNK_STORE_PATH.rglob("*") if p.is_file()]
+    assert leftovers == []
