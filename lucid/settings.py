@@ -53,6 +53,14 @@ LUCID_MIN_CHUNK_SIZE = 64 * 1024
 LUCID_RETENTION_DAYS = env_int("LUCID_RETENTION_DAYS", 30)
 LUCID_MAX_SESSIONS = env_int("LUCID_MAX_SESSIONS", 1000)
 LUCID_CLEANUP_INTERVAL_HOURS = env_int("LUCID_CLEANUP_INTERVAL_HOURS", 24)
+LUCID_DISK_HIGH_WATERMARK = env_int("LUCID_DISK_HIGH_WATERMARK", 90)
+# 0: the watermark is a share of the chunk store's filesystem; otherwise of this many bytes.
+LUCID_STORAGE_QUOTA_BYTES = env_int("LUCID_STORAGE_QUOTA_BYTES", 0)
+LUCID_STALE_SESSION_HOURS = env_int("LUCID_STALE_SESSION_HOURS", 24)
+LUCID_ORPHAN_GRACE_MINUTES = env_int("LUCID_ORPHAN_GRACE_MINUTES", 60)
+LUCID_BACKUP_PATH = Path(env_str("LUCID_BACKUP_PATH", str(BASE_DIR / "var" / "backups")))
+LUCID_BACKUP_KEEP = env_int("LUCID_BACKUP_KEEP", 7)
+LUCID_BACKUP_INTERVAL_HOURS = env_int("LUCID_BACKUP_INTERVAL_HOURS", 24)
 LUCID_METADATA_MAX_BYTES = 64 * 1024
 LUCID_TASK_MAX_RETRIES = env_int("LUCID_TASK_MAX_RETRIES", 3)
 LUCID_TASK_RETRY_DELAY_SECONDS = env_int("LUCID_TASK_RETRY_DELAY_SECONDS", 5)
@@ -79,6 +87,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_prometheus",
+    "django_celery_beat",
     "lucid",
     "sessions_app",
     "chunks_app",

@@ -45,6 +45,7 @@ class Session(models.Model):
         max_length=8, choices=IngestMode.choices, default=IngestMode.UNDECIDED, blank=True
     )
     stream_offset = models.PositiveBigIntegerField(default=0)
+    last_data_at = models.DateTimeField(null=True, blank=True)
     merkle_root = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
@@ -55,6 +56,7 @@ class Session(models.Model):
             models.Index(fields=["size", "id"]),
             models.Index(fields=["status"]),
             models.Index(fields=["host"]),
+            models.Index(fields=["status", "stopped_at"]),
         ]
 
     def __str__(self) -> str:

@@ -113,6 +113,8 @@ def tally_apply(*, session_id: uuid.UUID | None, tally: Tally, only_if: Q | None
     """
     if tally.session:
         changes = {name: F(name) + delta for name, delta in tally.session.items()}
+        if "chunk_count" in tally.session:
+            changes["last_data_at"] = timezone.now()
         sessions = Session.objects.filter(pk=session_id)
         if only_if is not None:
             sessions = sessions.filter(only_if)
