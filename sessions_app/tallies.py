@@ -84,6 +84,15 @@ def chunk_failed(*, source: str, size: int) -> Tally:
     )
 
 
+def chunk_lost(*, source: str, size: int) -> Tally:
+    """A chunk whose file is gone (found by cleanup or verify) becomes `failed`."""
+    backlog = size if source in (ChunkStatus.RECEIVED, ChunkStatus.PROCESSING) else 0
+    return Tally(
+        session={f"chunks_{source}": -1, "chunks_failed": 1, "backlog_bytes": -backlog},
+        system={f"chunks.{source}": -1, "chunks.failed": 1, "chunks.backlog_bytes": -backlog},
+    )
+
+
 def session_created(*, status: str) -> Tally:
     return Tally(system={f"sessions.{status}": 1})
 
@@ -104,6 +113,15 @@ def session_removed(*, session: Session) -> Tally:
         }
     )
     return Tally(system=system)
+
+
+def session_restored(*, session: Session) -> Tally:
+    """What a session restored from a backup, with its chunks, adds to the system totals.
+
+    The session's own row is written whole by the restore; only the system totals follow.
+    """
+    removed = session_removed(session=session)
+    return Tally(system={key: -delta for key, delta in removed.system.items()})
 
 
 def tally_apply(*, session_id: uuid.UUID | None, tally: Tally, only_if: Q | None = None) -> bool:
