@@ -78,14 +78,7 @@ def chunk_stored(*, size: int, stored_size: int, algorithm: str, seconds: float)
 
 
 def chunk_failed(*, source: str, size: int) -> Tally:
-    return Tally(
-        session={f"chunks_{source}": -1, "chunks_failed": 1, "backlog_bytes": -size},
-        system={f"chunks.{source}": -1, "chunks.failed": 1, "chunks.backlog_bytes": -size},
-    )
-
-
-def chunk_lost(*, source: str, size: int) -> Tally:
-    """A chunk whose file is gone (found by cleanup or verify) becomes `failed`."""
+    """A chunk becomes `failed`: processing gave up, or its file is gone (cleanup, verify)."""
     backlog = size if source in (ChunkStatus.RECEIVED, ChunkStatus.PROCESSING) else 0
     return Tally(
         session={f"chunks_{source}": -1, "chunks_failed": 1, "backlog_bytes": -backlog},
