@@ -4,11 +4,20 @@ import sys
 import time
 from typing import TextIO
 
+from django.core.management.base import OutputWrapper
+
 
 class Progress:
     """Steps done of a known total: a redrawn bar on a TTY, a line every few seconds elsewhere."""
 
-    def __init__(self, label: str, total: int, *, stream: TextIO | None = None, every: float = 5):
+    def __init__(
+        self,
+        label: str,
+        total: int,
+        *,
+        stream: TextIO | OutputWrapper | None = None,
+        every: float = 5,
+    ):
         self.label = label
         self.total = total
         self.done = 0
@@ -26,15 +35,20 @@ class Progress:
 
     def finish(self) -> None:
         if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+            self._write("\n")
 
     def _draw(self) -> None:
         if self.tty:
             width = 30
             filled = width * self.done // self.total if self.total else width
             bar = "#" * filled + "-" * (width - filled)
-            self.stream.write(f"\r{self.label} [{bar}] {self.done}/{self.total}")
+            self._write(f"\r{self.label} [{bar}] {self.done}/{self.total}")
         else:
-            self.stream.write(f"{self.label}: {self.done}/{self.total}\n")
+            self._write(f"{self.label}: {self.done}/{self.total}\n")
+
+    def _write(self, text: str) -> None:
+        if isinstance(self.stream, OutputWrapper):
+            self.stream.write(text, ending="")
+        else:
+            self.stream.write(text)
         self.stream.flush()

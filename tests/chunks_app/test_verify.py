@@ -1,0 +1,106 @@
+"""The verify command: clean data passes, any damage is reported with a non-zero exit."""
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from chunks_app.models import Chunk
+from sessions_app.models import Session
+from tests.chunks_app.helpers import KIB, put_chunk, random_bytes, screen_like, wait_until_settled
+from tests.factories import SessionFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def stopped_session(api_client, user):
+    session = SessionFactory(owner=user, status="recording", chunk_size=64 * KIB)
+    put_chunk(api_client, session, 0, screen_like(30_000))
+    put_chunk(api_client, session, 1, random_bytes(20_000))
+    wait_until_settled(session)
+    api_client.post(f"/api/v1/sessions/{session.id}/stop")
+    return session
+
+
+def _verify(*args) -> str:
+    out = io.StringIO()
+    call_command("verify", *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def _stored_path(storage_paths, chunk: Chunk):
+    return storage_paths.LUCID_CHUNK_STORE_PATH / chunk.storage_key
+
+
+def test_intact_data_verifies_with_exit_zero(stopped_session):
+    output = _verify()
+
+    assert "verify: 1 sessions, 2 chunks" in output
+    assert "0 problems" in output
+
+
+@pytest.mark.parametrize("sequence", [0, 1], ids=["zstd", "none"])
+def test_a_flipped_byte_in_a_stored_chunk_is_caught(stopped_session, storage_paths, sequence):
+    chunk = Chunk.objects.get(session=stopped_session, sequence=sequence)
+    path = _stored_path(storage_paths, chunk)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+    with pytest.raises(CommandError, match="1 problems found"):
+        _verify()
+
+
+def test_damage_is_named_on_stdout(stopped_session, storage_paths):
+    chunk = Chunk.objects.get(session=stopped_session, sequence=0)
+    _stored_path(storage_paths, chunk).write_bytes(b"garbage")
+    out = io.StringIO()
+
+    with pytest.raises(CommandError):
+        call_command("verify", stdout=out, stderr=io.StringIO())
+
+    assert f"DAMAGED {stopped_session.id} chunk 0: stored bytes" in out.getvalue()
+
+
+def test_a_missing_stored_file_is_caught(stopped_session, storage_paths):
+    chunk = Chunk.objects.get(session=stopped_session, sequence=1)
+    _stored_path(storage_paths, chunk).unlink()
+
+    with pytest.raises(CommandError):
+        _verify()
+
+
+def test_a_tampered_merkle_root_is_caught(stopped_session):
+    Session.objects.filter(pk=stopped_session.pk).update(merkle_root="0" * 64)
+
+    with pytest.raises(CommandError):
+        _verify()
+
+
+def test_a_damaged_spooled_chunk_is_caught(api_client, user, storage_paths):
+    session = SessionFactory(owner=user, status="recording", chunk_size=64 * KIB)
+    api_client.post(f"/api/v1/sessions/{session.id}/pipeline/pause")
+    put_chunk(api_client, session, 0, random_bytes(1000))
+    chunk = Chunk.objects.get(session=session)
+    (storage_paths.LUCID_STORAGE_PATH / "spool" / chunk.spool_key).write_bytes(b"x" * 1000)
+
+    with pytest.raises(CommandError):
+        _verify()
+
+
+def test_session_option_limits_the_check(stopped_session, api_client, user, storage_paths):
+    other = SessionFactory(owner=user, status="recording", chunk_size=64 * KIB)
+    put_chunk(api_client, other, 0, random_bytes(100))
+    wait_until_settled(other)
+    damaged = Chunk.objects.get(session=other)
+    _stored_path(storage_paths, damaged).write_bytes(b"broken")
+
+    output = _verify("--session", str(stopped_session.id))
+
+    assert "verify: 1 sessions, 2 chunks" in output
+
+
+def test_unknown_session_fails_with_its_id(db):
+    with pytest.raises(CommandError, match="00000000-0000-0000-0000-000000000001"):
+        _verify("--session", "00000000-0000-0000-0000-000000000001")
