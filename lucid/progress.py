@@ -24,7 +24,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.every = every
         self.tty = self.stream.isatty()
-        self._last = 0.0
+        self._last = float("-inf")
 
     def advance(self, steps: int = 1) -> None:
         self.done += steps
