@@ -6,3 +6,6 @@ from django.apps import AppConfig
 class LucidConfig(AppConfig):
     name = "lucid"
     verbose_name = "Lucid"
+
+    def ready(self) -> None:
+        from lucid import audit  # noqa: F401 - connects the login failure receiver

@@ -103,6 +103,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "lucid.audit.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -130,6 +131,8 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # One test database per test run, so that runs side by side don't drop each other's.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 else:
     DATABASES = {
         "default": {
@@ -141,7 +144,7 @@ else:
                 "timeout": 30,
             },
             # A file, not memory, so that threads and worker processes in tests share it.
-            "TEST": {"NAME": str(LUCID_STORAGE_PATH / "test-lucid.sqlite3")},
+            "TEST": {"NAME": str(LUCID_STORAGE_PATH / f"test-lucid-{os.getpid()}.sqlite3")},
         }
     }
 
@@ -194,13 +197,17 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "lucid.api.permissions.RolePermission",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "lucid.api.pagination.KeysetPagination",
     "PAGE_SIZE": LUCID_PAGE_SIZE,
     "EXCEPTION_HANDLER": "lucid.api.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "DEFAULT_THROTTLE_RATES": {"auth": env_str("LUCID_AUTH_RATE", "10/min")},
 }
 
 SPECTACULAR_SETTINGS = {

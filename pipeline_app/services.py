@@ -13,6 +13,8 @@ from chunks_app.codecs import get_codec
 from chunks_app.models import Chunk
 from chunks_app.spool import get_spool
 from chunks_app.storage import ChunkNotFoundError, get_chunk_store
+from lucid.audit import audit_record
+from lucid.choices import AuditAction
 from lucid.db import atomic, on_commit
 from lucid.errors import InvalidTransition
 from pipeline_app import tasks
@@ -50,6 +52,11 @@ def _pipeline_transition(*, session: Session, source: str, target: str, action: 
         pipeline = Pipeline.objects.get(session=session)
         if not moved:
             raise InvalidTransition(action=f"{action} the pipeline", status=pipeline.state)
+        audit_record(
+            action=AuditAction.PIPELINE_STATE_CHANGED,
+            session_id=session.pk,
+            detail={"action": action, "from": source, "to": target},
+        )
     return pipeline
 
 

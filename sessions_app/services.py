@@ -13,6 +13,8 @@ from chunks_app.merkle import merkle_root
 from chunks_app.models import Chunk
 from chunks_app.services import session_files_delete_on_commit, session_stream_seal
 from chunks_app.spool import SessionStream
+from lucid.audit import audit_record
+from lucid.choices import AuditAction
 from lucid.db import atomic
 from lucid.errors import Conflict, InvalidTransition, ValidationFailed
 from pipeline_app.services import pipeline_create
@@ -114,6 +116,9 @@ def session_create(
         )
         pipeline_create(session=session)
         tally_apply(session_id=None, tally=tallies.session_created(status=session.status))
+        audit_record(
+            action=AuditAction.SESSION_CREATED, session_id=session.pk, detail={"name": name}
+        )
     return session
 
 
@@ -146,7 +151,13 @@ def session_update(*, session: Session, data: dict[str, Any]) -> Session:
         return session
     for field, value in changes.items():
         setattr(session, field, value)
-    session.save(update_fields=[*changes, "updated_at"])
+    with atomic():
+        session.save(update_fields=[*changes, "updated_at"])
+        audit_record(
+            action=AuditAction.SESSION_UPDATED,
+            session_id=session.pk,
+            detail={"changed": {field: str(value)[:200] for field, value in changes.items()}},
+        )
     return session
 
 
@@ -162,6 +173,11 @@ def session_delete(*, session: Session) -> None:
         session = Session.objects.select_for_update().get(pk=session.pk)
         tally_apply(session_id=None, tally=tallies.session_removed(session=session))
         session_files_delete_on_commit(session_id=session.pk)
+        audit_record(
+            action=AuditAction.SESSION_DELETED,
+            session_id=session.pk,
+            detail={"name": session.name, "chunk_count": session.chunk_count, "size": session.size},
+        )
         session.delete()
 
 
@@ -179,6 +195,11 @@ def _session_transition(*, session: Session, action: str) -> Session:
         Session.objects.filter(pk=session.pk).update(**changes)
         tally = tallies.session_moved(source=locked.status, target=target)
         tally_apply(session_id=None, tally=tally)
+        audit_record(
+            action=AuditAction.SESSION_STATE_CHANGED,
+            session_id=session.pk,
+            detail={"action": action, "from": locked.status, "to": target},
+        )
     for field, value in changes.items():
         setattr(session, field, value)
     return session

@@ -20,12 +20,8 @@ from tests.factories import UserFactory
 
 @pytest.fixture
 def user(db):
-    return UserFactory(username="recorder")
-
-
-@pytest.fixture
-def other_user(db):
-    return UserFactory(username="someone-else")
+    """The default caller of API tests: an operator, who may do anything on any session."""
+    return UserFactory(username="operator", roles=["operator"])
 
 
 @pytest.fixture

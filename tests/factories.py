@@ -2,6 +2,7 @@
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 
 from sessions_app import services, tallies
 from sessions_app.models import Session
@@ -31,9 +32,16 @@ class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     password = factory.django.Password("correct horse battery staple")
+
+    @factory.post_generation
+    def roles(self, create: bool, extracted: list[str] | None, **kwargs) -> None:
+        """`UserFactory(roles=["operator"])` puts the user in those groups."""
+        for role in extracted or []:
+            self.groups.add(Group.objects.get_or_create(name=role)[0])
 
 
 class SessionFactory(factory.django.DjangoModelFactory):

@@ -18,6 +18,8 @@ from chunks_app.codecs import get_codec
 from chunks_app.filtersets import ChunkFilterSet
 from chunks_app.models import Chunk
 from lucid.api.schema import error_responses
+from lucid.audit import audit_record
+from lucid.choices import AuditAction
 from lucid.errors import ApplicationError
 from lucid.http.digest import parse_content_digest
 from lucid.http.downloads import accepts_encoding, byte_response, encoded_response
@@ -73,6 +75,8 @@ class SessionScopedMixin:
 class ChunkListView(SessionScopedMixin, generics.ListAPIView):
     """A session's chunks in sequence order, filterable by status."""
 
+    recorder_operations = ("get",)
+
     serializer_class = ChunkSerializer
     filterset_class = ChunkFilterSet
     ordering = ("sequence",)
@@ -86,6 +90,8 @@ class ChunkListView(SessionScopedMixin, generics.ListAPIView):
 
 class ChunkDetailView(SessionScopedMixin, APIView):
     """One chunk: read its metadata, or upload its bytes."""
+
+    recorder_operations = ("get", "put")
 
     @extend_schema(
         summary="Get a chunk",
@@ -134,6 +140,8 @@ class ChunkDetailView(SessionScopedMixin, APIView):
 class ChunkDownloadView(SessionScopedMixin, APIView):
     """A chunk's raw bytes, with ranges, conditional requests and compressed passthrough."""
 
+    recorder_operations = ("get",)
+
     @extend_schema(
         summary="Download a chunk's raw bytes",
         description=(
@@ -147,6 +155,12 @@ class ChunkDownloadView(SessionScopedMixin, APIView):
     def get(self, request: Request, session_id: str, sequence: str):
         session = self.get_session()
         chunk = selectors.chunk_get(session=session, sequence=int(sequence))
+        audit_record(
+            action=AuditAction.CHUNK_DOWNLOADED,
+            session_id=session.pk,
+            sequence=chunk.sequence,
+            detail={"range": request.headers.get("Range", "")},
+        )
         filename = f"{session.pk}-{chunk.sequence:012d}.bin"
         coding = chunk.algorithm and get_codec(chunk.algorithm).content_encoding
         if (
@@ -177,6 +191,8 @@ class ChunkDownloadView(SessionScopedMixin, APIView):
 class SessionStreamView(SessionScopedMixin, APIView):
     """Append raw bytes to a session's stream, which is cut into chunks of `chunk_size`."""
 
+    recorder_operations = ("post",)
+
     @extend_schema(
         summary="Append bytes to the session's stream",
         description=(
@@ -198,6 +214,8 @@ class SessionStreamView(SessionScopedMixin, APIView):
 class SessionRecordingView(SessionScopedMixin, APIView):
     """The whole session's raw bytes in sequence order, with ranges across chunk borders."""
 
+    recorder_operations = ("get",)
+
     @extend_schema(
         summary="Download the whole recording",
         description="`ETag` is the session's Merkle root.",
@@ -206,6 +224,11 @@ class SessionRecordingView(SessionScopedMixin, APIView):
     )
     def get(self, request: Request, session_id: str):
         session = self.get_session()
+        audit_record(
+            action=AuditAction.RECORDING_DOWNLOADED,
+            session_id=session.pk,
+            detail={"range": request.headers.get("Range", "")},
+        )
         layout = selectors.session_recording_layout(session=session)
         return byte_response(
             request,
@@ -221,10 +244,14 @@ class SessionRecordingView(SessionScopedMixin, APIView):
 class SessionManifestView(SessionScopedMixin, APIView):
     """The session's chunk hashes and Merkle root."""
 
+    recorder_operations = ("get",)
+
     @extend_schema(
         summary="Get the session's manifest",
         responses={200: ManifestSerializer, **error_responses(404)},
     )
     def get(self, request: Request, session_id: str) -> Response:
-        manifest = selectors.session_manifest(session=self.get_session())
+        session = self.get_session()
+        audit_record(action=AuditAction.MANIFEST_READ, session_id=session.pk)
+        manifest = selectors.session_manifest(session=session)
         return Response(ManifestSerializer(manifest).data)

@@ -83,6 +83,21 @@ class ChunkStore(ABC):
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Yield the stored keys that start with `prefix`."""
 
+    @abstractmethod
+    def modified_at(self, key: str) -> float:
+        """When `key` was last written, in epoch seconds; raise `ChunkNotFoundError` if missing."""
+
+    @abstractmethod
+    def leftovers(self, *, older_than: float) -> list[str]:
+        """Temporary files of interrupted writes last modified before `older_than` (epoch seconds).
+
+        The names are paths relative to the store, not keys: pass them to `remove_leftover`.
+        """
+
+    @abstractmethod
+    def remove_leftover(self, name: str) -> None:
+        """Remove one of the `leftovers`; a missing one is not an error."""
+
     @property
     @abstractmethod
     def location(self) -> str:

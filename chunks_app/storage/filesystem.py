@@ -21,6 +21,7 @@ from chunks_app.storage.base import (
     ChunkNotFoundError,
     ChunkStore,
     ChunkStoreError,
+    InvalidKeyError,
     is_valid_key,
     validate_key,
     validate_prefix,
@@ -29,6 +30,11 @@ from chunks_app.storage.base import (
 _NO_SUCH_FILE = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 _FORBIDDEN = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+def _is_leftover_name(name: str) -> bool:
+    """A temporary file name as `put` and `check_writable` make them: ".<anything>.tmp"."""
+    return name.startswith(".") and name.endswith(".tmp") and not {"/", "\0"} & set(name)
 
 
 class FileSystemChunkStore(ChunkStore):
@@ -126,6 +132,51 @@ class FileSystemChunkStore(ChunkStore):
         directory_key = prefix.rpartition("/")[0]
         return self._keys_in(self.root / directory_key, directory_key, prefix)
 
+    def modified_at(self, key: str) -> float:
+        path = self._path(key)
+        try:
+            status = os.stat(path)
+        except _NO_SUCH_FILE:
+            status = None
+        except OSError as exc:
+            raise self._error(exc, "inspect", path) from exc
+        if status is None or not stat.S_ISREG(status.st_mode):
+            raise ChunkNotFoundError(f"No chunk is stored under {key!r} in {self.root}.")
+        return status.st_mtime
+
+    def leftovers(self, *, older_than: float) -> list[str]:
+        """Temporary dot-files left by interrupted writes, in directories that keys can name."""
+        found = []
+        pending = [self.root]
+        while pending:
+            directory = pending.pop()
+            for entry in self._scan(directory):
+                path = Path(entry.path)
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        if is_valid_key(entry.name):
+                            pending.append(path)
+                    elif (
+                        _is_leftover_name(entry.name)
+                        and entry.is_file(follow_symlinks=False)
+                        and entry.stat(follow_symlinks=False).st_mtime < older_than
+                    ):
+                        found.append(path.relative_to(self.root).as_posix())
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise self._error(exc, "inspect", path) from exc
+        return sorted(found)
+
+    def remove_leftover(self, name: str) -> None:
+        path = self._leftover_path(name)
+        try:
+            os.unlink(path)
+        except _NO_SUCH_FILE:
+            return
+        except OSError as exc:
+            raise self._error(exc, "delete", path) from exc
+
     @property
     def location(self) -> str:
         return str(self.root)
@@ -169,6 +220,18 @@ class FileSystemChunkStore(ChunkStore):
     def _path(self, key: str) -> Path:
         validate_key(key)
         return self.root / key
+
+    def _leftover_path(self, name: str) -> Path:
+        """The path of a name `leftovers` gives; anything else, or outside the root, is refused."""
+        directory, _, file_name = name.rpartition("/") if isinstance(name, str) else ("", "", "")
+        real_root = os.path.realpath(self.root)
+        if _is_leftover_name(file_name) and (not directory or is_valid_key(directory)):
+            path = self.root / name
+            if os.path.commonpath([real_root, os.path.realpath(path.parent)]) == real_root:
+                return path
+        raise InvalidKeyError(
+            f"{name!r} is not a leftover of an interrupted write under {self.root}."
+        )
 
     def _keys_in(self, directory: Path, directory_key: str, prefix: str) -> Iterator[str]:
         for entry in self._scan(directory):

@@ -15,6 +15,8 @@ from pipeline_app.selectors import pipeline_status
 class PipelineView(SessionScopedMixin, APIView):
     """The processing state of a session's chunks."""
 
+    recorder_operations = ("get",)
+
     @extend_schema(
         summary="Get the session's pipeline",
         responses={200: PipelineSerializer, **error_responses(404)},

@@ -4,10 +4,12 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import filters, mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from lucid.api.schema import error_responses
+from lucid.roles import governs_retention
 from sessions_app import services
 from sessions_app.api.serializers import (
     SessionSerializer,
@@ -67,9 +69,21 @@ class SessionViewSet(
     ordering_fields = ["created_at", "name", "size"]
     ordering = ["-created_at"]
     lookup_value_regex = "[^/]+"
+    recorder_operations = (
+        "list",
+        "create",
+        "retrieve",
+        "update",
+        "partial_update",
+        "start",
+        "stop",
+        "pause",
+        "resume",
+        "statistics",
+    )
 
     def get_queryset(self):
-        return session_list()
+        return session_list(visible_to=self.request.user)
 
     def get_object(self) -> Session:
         session = session_get(session_id=self.kwargs["pk"])
@@ -79,6 +93,7 @@ class SessionViewSet(
     def create(self, request: Request) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        self._check_retention_fields(serializer.validated_data)
         session = services.session_create(owner=request.user, **serializer.validated_data)
         return Response(self.get_serializer(session).data, status=status.HTTP_201_CREATED)
 
@@ -136,8 +151,21 @@ class SessionViewSet(
         session = self.get_object()
         serializer = self.get_serializer(session, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
+        self._check_retention_fields(
+            {
+                field: value
+                for field, value in serializer.validated_data.items()
+                if getattr(session, field) != value
+            }
+        )
         session = services.session_update(session=session, data=serializer.validated_data)
         return self._render(session)
+
+    def _check_retention_fields(self, data: dict) -> None:
+        if {"legal_hold", "retention_days"} & set(data) and not governs_retention(
+            self.request.user
+        ):
+            raise PermissionDenied("Only operators set legal_hold and retention_days.")
 
     def _render(self, session: Session) -> Response:
         return Response(self.get_serializer(session).data)

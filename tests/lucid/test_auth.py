@@ -39,7 +39,7 @@ def test_every_api_route_is_401_without_credentials(anonymous_client, method, pa
 
 
 def test_jwt_pair_from_username_and_password_authenticates_requests(anonymous_client):
-    UserFactory(username="alice")
+    UserFactory(username="alice", roles=["auditor"])
 
     tokens = anonymous_client.post(
         "/api/v1/auth/token", {"username": "alice", "password": PASSWORD}, format="json"
@@ -51,7 +51,7 @@ def test_jwt_pair_from_username_and_password_authenticates_requests(anonymous_cl
 
 
 def test_jwt_refresh_gives_a_working_access_token(anonymous_client):
-    UserFactory(username="alice")
+    UserFactory(username="alice", roles=["auditor"])
     refresh = anonymous_client.post(
         "/api/v1/auth/token", {"username": "alice", "password": PASSWORD}, format="json"
     ).json()["refresh"]
@@ -66,7 +66,7 @@ def test_jwt_refresh_gives_a_working_access_token(anonymous_client):
 
 
 def test_wrong_password_is_401(anonymous_client):
-    UserFactory(username="alice")
+    UserFactory(username="alice", roles=["auditor"])
 
     response = anonymous_client.post(
         "/api/v1/auth/token", {"username": "alice", "password": "nope"}, format="json"
@@ -86,7 +86,7 @@ def test_garbage_bearer_token_is_401(anonymous_client):
 
 
 def test_issue_token_prints_a_key_that_authenticates(capsys):
-    UserFactory(username="recorder-7")
+    UserFactory(username="recorder-7", roles=["recorder"])
 
     call_command("issue_token", "recorder-7")
     key = capsys.readouterr().out.strip()
@@ -99,7 +99,7 @@ def test_issue_token_prints_a_key_that_authenticates(capsys):
 
 
 def test_issue_token_rotate_revokes_the_old_key(capsys):
-    UserFactory(username="recorder-7")
+    UserFactory(username="recorder-7", roles=["recorder"])
     call_command("issue_token", "recorder-7")
     old = capsys.readouterr().out.strip()
 
@@ -119,7 +119,7 @@ def test_issue_token_for_an_unknown_user_fails_with_advice():
 
 
 def test_browser_session_login_authenticates_the_api():
-    UserFactory(username="operator")
+    UserFactory(username="operator", roles=["operator"])
     client = APIClient(enforce_csrf_checks=True)
 
     assert client.login(username="operator", password=PASSWORD)

@@ -25,7 +25,7 @@ def test_each_request_logs_its_session_and_chunk(api_client, user, caplog):
         str(session.id),
         "3",
     )
-    assert record.user == "recorder"
+    assert record.user == "operator"
     assert record.duration_ms >= 0
 
 

@@ -18,7 +18,7 @@ def test_create_returns_the_session_with_system_defaults(api_client, user):
     assert response.status_code == 201
     body = response.json()
     assert body["name"] == "audit 1"
-    assert body["owner"] == "recorder"
+    assert body["owner"] == "operator"
     assert body["status"] == "created"
     assert body["chunk_size"] == 10 * MIB
     assert body["compression_algorithm"] == "zstd"
