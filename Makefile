@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 export PORT
 
-.PHONY: run test lint format bench migrate clean
+.PHONY: run serve test lint format bench migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ migrate: $(VENV)/.runtime-installed
 
 run: migrate
 	$(BIN)/gunicorn lucid.wsgi --config lucid/gunicorn.conf.py
+
+# The five roles as local processes against DATABASE_URL, REDIS_URL and CELERY_BROKER_URL.
+serve: migrate
+	@test -n "$$CELERY_BROKER_URL" || { echo "make serve needs CELERY_BROKER_URL (and DATABASE_URL, REDIS_URL)"; exit 2; }
+	$(BIN)/honcho start --procfile Procfile
 
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

@@ -32,6 +32,7 @@ class Chunk(models.Model):
     error = models.TextField(blank=True, default="")
     attempts = models.PositiveIntegerField(default=0)
     processing_ms = models.FloatField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     stored_at = models.DateTimeField(null=True, blank=True)
 
@@ -40,7 +41,10 @@ class Chunk(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["session", "sequence"], name="chunk_unique_sequence")
         ]
-        indexes = [models.Index(fields=["session", "status"])]
+        indexes = [
+            models.Index(fields=["session", "status"]),
+            models.Index(fields=["status", "created_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.session_id}#{self.sequence}"

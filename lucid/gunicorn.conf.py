@@ -1,17 +1,26 @@
-"""gunicorn settings for `make run`: the production server on 127.0.0.1:$PORT."""
+"""gunicorn settings of the web roles: `api` (and `make run`) and `recorder`."""
 
 import os
 import shutil
 import tempfile
 
-bind = f"127.0.0.1:{os.environ.get('PORT', '8080')}"
+recorder = os.environ.get("LUCID_ROLE") == "recorder"
+
+bind = f"{os.environ.get('LUCID_BIND', '127.0.0.1')}:{os.environ.get('PORT', '8080')}"
 # Processes for CPU (hashing, compression when tasks run in-process), threads to overlap the
-# fsyncs and network waits of uploads.
+# fsyncs and network waits of uploads; recorders hold many slow uploads open at once.
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = int(os.environ.get("GUNICORN_THREADS", "16" if recorder else "4"))
 worker_class = "gthread"
-# A 64 MiB chunk from a slow recorder link must not be cut off mid-upload.
-timeout = 120
+# A 64 MiB chunk from a slow recorder link (1 Mbit/s: ~9 minutes) must not be cut off mid-body.
+timeout = 600 if recorder else 120
+# On SIGTERM, uploads in flight get this long to finish before workers are stopped.
+graceful_timeout = 60 if recorder else 30
+# Request bodies are streamed by our views, never buffered by gunicorn, so there is no body
+# limit here: the chunk size is enforced by the ingest service (413). Header limits stay.
+limit_request_line = 8190
+# Keep connections of recorders that upload chunk after chunk.
+keepalive = 75 if recorder else 5
 # The control socket's default path is shared by every gunicorn of the user; we don't use it.
 control_socket_disable = True
 accesslog = "-"

@@ -81,8 +81,12 @@ def _framework_registry() -> CollectorRegistry:
     return registry
 
 
-def metrics_view(request: HttpRequest) -> HttpResponse:
+def metrics_text() -> bytes:
+    """The whole exposition: the framework's series, then ours."""
     lucid = CollectorRegistry()
     lucid.register(LucidCollector())
-    body = generate_latest(_framework_registry()) + generate_latest(lucid)
-    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
+    return generate_latest(_framework_registry()) + generate_latest(lucid)
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(metrics_text(), content_type=CONTENT_TYPE_LATEST)

@@ -64,6 +64,8 @@ LUCID_BACKUP_INTERVAL_HOURS = env_int("LUCID_BACKUP_INTERVAL_HOURS", 24)
 LUCID_METADATA_MAX_BYTES = 64 * 1024
 LUCID_TASK_MAX_RETRIES = env_int("LUCID_TASK_MAX_RETRIES", 3)
 LUCID_TASK_RETRY_DELAY_SECONDS = env_int("LUCID_TASK_RETRY_DELAY_SECONDS", 5)
+LUCID_WATCHDOG_STALE_SECONDS = env_int("LUCID_WATCHDOG_STALE_SECONDS", 300)
+LUCID_WATCHDOG_INTERVAL_SECONDS = env_int("LUCID_WATCHDOG_INTERVAL_SECONDS", 60)
 LUCID_STORAGE_USAGE_CACHE_SECONDS = env_int("LUCID_STORAGE_USAGE_CACHE_SECONDS", 60)
 LUCID_STATISTICS_CACHE_SECONDS = env_int("LUCID_STATISTICS_CACHE_SECONDS", 10)
 LUCID_HEALTH_MIN_FREE_MB = env_int("LUCID_HEALTH_MIN_FREE_MB", 512)
@@ -109,7 +111,10 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
-ROOT_URLCONF = "lucid.urls"
+# Which of the service's roles this process plays (see `manage.py serve`); the recorder role
+# serves only the routes recorders use.
+LUCID_ROLE = env_str("LUCID_ROLE", "api")
+ROOT_URLCONF = "lucid.urls_recorder" if LUCID_ROLE == "recorder" else "lucid.urls"
 WSGI_APPLICATION = "lucid.wsgi.application"
 APPEND_SLASH = False
 
@@ -243,6 +248,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Chunk work on `processing` (the processor role), maintenance on `storage` (the storage role).
+CELERY_TASK_DEFAULT_QUEUE = "processing"
+CELERY_TASK_ROUTES = {"sessions_app.tasks.*": {"queue": "storage"}}
+LUCID_TASK_QUEUES = ("processing", "storage")
 
 LUCID_LOG_FORMAT = env_str("LUCID_LOG_FORMAT", "text")
 LOGGING = {

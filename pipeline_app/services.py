@@ -4,8 +4,9 @@ import hashlib
 import logging
 import time
 import uuid
+from datetime import timedelta
 
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from chunks_app.choices import ChunkStatus, CompressionAlgorithm
@@ -79,6 +80,24 @@ def pipeline_resume(*, session: Session) -> Pipeline:
         waiting = Chunk.objects.filter(session=session, status=ChunkStatus.RECEIVED)
         chunks_enqueue(session=session, chunk_ids=list(waiting.values_list("id", flat=True)))
     return pipeline
+
+
+def pipeline_watchdog(*, stale_after: timedelta, limit: int = 1000) -> int:
+    """Queue again the chunks of running pipelines that waited too long; returns how many.
+
+    A chunk `received` long ago lost its task (a broker outage); one `processing` long ago lost
+    its worker (killed mid-task). Processing twice is harmless, losing a chunk is not.
+    """
+    cutoff = timezone.now() - stale_after
+    stuck = Chunk.objects.filter(session__pipeline__state=PipelineState.RUNNING).filter(
+        Q(status=ChunkStatus.RECEIVED, created_at__lt=cutoff)
+        | Q(status=ChunkStatus.PROCESSING, claimed_at__lt=cutoff)
+    )
+    chunk_ids = list(stuck.order_by("created_at").values_list("id", flat=True)[:limit])
+    if chunk_ids:
+        logger.warning("watchdog: queueing %d stuck chunks again", len(chunk_ids))
+        on_commit(lambda: [tasks.chunk_process_task.delay(str(pk)) for pk in chunk_ids])
+    return len(chunk_ids)
 
 
 def _claim(*, chunk_id: uuid.UUID) -> Chunk | None:

@@ -1,6 +1,7 @@
 """Celery tasks of the pipeline: they take ids and call one service."""
 
 import uuid
+from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
@@ -27,3 +28,10 @@ def chunk_process_task(self, chunk_id: str) -> str:
             return "failed"
         delay = settings.LUCID_TASK_RETRY_DELAY_SECONDS * 2**self.request.retries
         raise self.retry(exc=error, countdown=delay) from error
+
+
+@shared_task
+def pipeline_watchdog_task() -> int:
+    """Queue again chunks stuck in `received` or `processing` (a lost task, a killed worker)."""
+    stale_after = timedelta(seconds=settings.LUCID_WATCHDOG_STALE_SECONDS)
+    return services.pipeline_watchdog(stale_after=stale_after)

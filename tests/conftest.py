@@ -73,7 +73,12 @@ def celery_worker(django_db_setup):
     celery_app.control.purge()
     worker_shutdown.connect(_close_thread_connections, weak=False)
     with start_worker(
-        celery_app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=30
+        celery_app,
+        pool="threads",
+        concurrency=2,
+        perform_ping_check=False,
+        shutdown_timeout=30,
+        queues=list(django_settings.LUCID_TASK_QUEUES),
     ) as worker:
         yield worker
 

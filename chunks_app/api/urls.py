@@ -7,11 +7,15 @@ from chunks_app.api import views
 SESSION = r"^sessions/(?P<session_id>[^/]+)"
 CHUNK = rf"{SESSION}/chunks/(?P<sequence>[0-9]{{1,19}})"
 
-urlpatterns = [
+ingest_urlpatterns = [
     re_path(rf"{SESSION}/chunks/?$", views.ChunkListView.as_view(), name="chunk-list"),
     re_path(rf"{CHUNK}/?$", views.ChunkDetailView.as_view(), name="chunk-detail"),
-    re_path(rf"{CHUNK}/download/?$", views.ChunkDownloadView.as_view(), name="chunk-download"),
     re_path(rf"{SESSION}/stream/?$", views.SessionStreamView.as_view(), name="session-stream"),
+]
+
+urlpatterns = [
+    *ingest_urlpatterns,
+    re_path(rf"{CHUNK}/download/?$", views.ChunkDownloadView.as_view(), name="chunk-download"),
     re_path(
         rf"{SESSION}/recording/?$", views.SessionRecordingView.as_view(), name="session-recording"
     ),
