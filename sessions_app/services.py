@@ -16,7 +16,7 @@ from chunks_app.spool import SessionStream
 from lucid.audit import audit_record
 from lucid.choices import AuditAction
 from lucid.db import atomic
-from lucid.errors import Conflict, InvalidTransition, ValidationFailed
+from lucid.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from pipeline_app.services import pipeline_create
 from sessions_app import tallies
 from sessions_app.choices import IngestMode, SessionStatus
@@ -163,14 +163,17 @@ def session_update(*, session: Session, data: dict[str, Any]) -> Session:
 
 def session_delete(*, session: Session) -> None:
     """Remove the session with all its chunks; a session under legal hold stays."""
-    if session.legal_hold:
-        raise Conflict(
-            "The session is under legal hold; clear legal_hold before deleting it.",
-            code="legal_hold",
-        )
     with atomic():
         list(Chunk.objects.filter(session=session).select_for_update().values_list("pk"))
-        session = Session.objects.select_for_update().get(pk=session.pk)
+        locked = Session.objects.select_for_update().filter(pk=session.pk).first()
+        if locked is None:
+            raise NotFound(f"No session with id '{session.pk}'.")
+        session = locked
+        if session.legal_hold:
+            raise Conflict(
+                "The session is under legal hold; clear legal_hold before deleting it.",
+                code="legal_hold",
+            )
         tally_apply(session_id=None, tally=tallies.session_removed(session=session))
         session_files_delete_on_commit(session_id=session.pk)
         audit_record(

@@ -4,6 +4,7 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db import connections
 from rest_framework.test import APIClient
 
 from chunks_app.models import Chunk
@@ -249,7 +250,10 @@ def test_parallel_out_of_order_uploads_all_land(user, recording):
     def upload(sequence: int) -> int:
         client = APIClient()
         client.force_authenticate(user)
-        return put_chunk(client, recording, sequence, bodies[sequence]).status_code
+        try:
+            return put_chunk(client, recording, sequence, bodies[sequence]).status_code
+        finally:
+            connections.close_all()
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         statuses = list(pool.map(upload, order))
@@ -273,7 +277,10 @@ def test_parallel_retries_of_one_chunk_store_it_once(user, recording):
     def upload(_: int) -> int:
         client = APIClient()
         client.force_authenticate(user)
-        return put_chunk(client, recording, 0, body).status_code
+        try:
+            return put_chunk(client, recording, 0, body).status_code
+        finally:
+            connections.close_all()
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         statuses = sorted(pool.map(upload, range(6)))

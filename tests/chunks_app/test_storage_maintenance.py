@@ -1,0 +1,156 @@
+"""The filesystem chunk store's upkeep: file ages, leftovers of interrupted writes and removal."""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from chunks_app.storage.base import ChunkNotFoundError, InvalidKeyError
+from chunks_app.storage.filesystem import FileSystemChunkStore
+
+SESSION_KEY = "3f2b8c1e-6d4a-4f7b-9a0e-2c5d8e1f4a7b"
+KEY = f"{SESSION_KEY}/000000000042.zstd"
+HOUR = 3600
+
+
+class WriteInterrupted(Exception):
+    pass
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "chunks"
+
+
+@pytest.fixture
+def store(root: Path) -> FileSystemChunkStore:
+    return FileSystemChunkStore(root=root)
+
+
+def interrupted_content():
+    yield b"first piece "
+    raise WriteInterrupted
+
+
+def leftover(path: Path, *, age: float = 2 * HOUR) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"half written")
+    moment = time.time() - age
+    os.utime(path, (moment, moment))
+    return path
+
+
+def test_modified_at_is_when_the_key_was_last_written(store, root):
+    store.put(KEY, b"chunk")
+    os.utime(root / KEY, (1_700_000_000, 1_700_000_000))
+
+    assert store.modified_at(KEY) == 1_700_000_000
+
+
+def test_modified_at_of_a_fresh_write_is_now(store):
+    before = time.time()
+
+    store.put(KEY, b"chunk")
+
+    assert before - 1 <= store.modified_at(KEY) <= time.time() + 1
+
+
+def test_modified_at_of_a_missing_key_raises_not_found(store, root):
+    (root / SESSION_KEY).mkdir(parents=True)
+
+    with pytest.raises(ChunkNotFoundError):
+        store.modified_at(KEY)
+    with pytest.raises(ChunkNotFoundError):
+        store.modified_at(SESSION_KEY)
+
+
+def test_modified_at_rejects_invalid_keys(store):
+    with pytest.raises(InvalidKeyError):
+        store.modified_at("../outside")
+
+
+def test_an_interrupted_put_leaves_nothing_behind_to_find(store):
+    with pytest.raises(WriteInterrupted):
+        store.put(KEY, interrupted_content())
+
+    assert store.leftovers(older_than=time.time() + HOUR) == []
+
+
+def test_leftovers_finds_old_temporary_files_at_every_depth(store, root):
+    leftover(root / SESSION_KEY / ".000000000042.zstd.0123456789abcdef.tmp")
+    leftover(root / ".health.0123456789abcdef.tmp")
+
+    assert store.leftovers(older_than=time.time() - HOUR) == [
+        ".health.0123456789abcdef.tmp",
+        f"{SESSION_KEY}/.000000000042.zstd.0123456789abcdef.tmp",
+    ]
+
+
+def test_leftovers_skips_files_written_after_the_cutoff(store, root):
+    leftover(root / SESSION_KEY / ".recent.tmp", age=60)
+
+    assert store.leftovers(older_than=time.time() - HOUR) == []
+
+
+def test_leftovers_ignores_chunks_locks_and_other_dot_files(store, root):
+    store.put(KEY, b"chunk")
+    leftover(root / SESSION_KEY / ".stream.lock")
+    leftover(root / SESSION_KEY / "stream-000000000000.raw.tmp")
+    leftover(root / ".hidden" / ".inside.tmp")
+    os.utime(root / KEY, (1_700_000_000, 1_700_000_000))
+
+    assert store.leftovers(older_than=time.time()) == []
+
+
+def test_leftovers_of_a_missing_root_are_none(store):
+    assert store.leftovers(older_than=time.time()) == []
+
+
+def test_remove_leftover_removes_only_that_file(store, root):
+    store.put(KEY, b"chunk")
+    path = leftover(root / SESSION_KEY / ".000000000042.zstd.0123456789abcdef.tmp")
+    (name,) = store.leftovers(older_than=time.time())
+
+    store.remove_leftover(name)
+
+    assert not path.exists()
+    assert store.open(KEY).read() == b"chunk"
+    assert store.leftovers(older_than=time.time()) == []
+
+
+def test_remove_leftover_of_a_missing_file_is_not_an_error(store):
+    store.remove_leftover(f"{SESSION_KEY}/.gone.tmp")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        KEY,
+        f"{SESSION_KEY}/.stream.lock",
+        "../outside/.escape.tmp",
+        f"{SESSION_KEY}/../../.escape.tmp",
+        "/etc/.absolute.tmp",
+        ".hidden/.inside.tmp",
+        "",
+        ".",
+    ],
+)
+def test_remove_leftover_refuses_names_it_does_not_give(store, root, name):
+    store.put(KEY, b"chunk")
+
+    with pytest.raises(InvalidKeyError):
+        store.remove_leftover(name)
+
+    assert store.open(KEY).read() == b"chunk"
+
+
+def test_remove_leftover_refuses_to_follow_a_link_out_of_the_root(store, root, tmp_path):
+    outside = leftover(tmp_path / "elsewhere" / ".victim.tmp")
+    root.mkdir()
+    (root / SESSION_KEY).symlink_to(outside.parent, target_is_directory=True)
+
+    with pytest.raises(InvalidKeyError):
+        store.remove_leftover(f"{SESSION_KEY}/.victim.tmp")
+
+    assert outside.exists()
