@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from lucid.dashboard import dashboard_view
 from lucid.health import HealthView
 from lucid.metrics import metrics_view
 
@@ -14,5 +15,6 @@ urlpatterns = [
     path("api/redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("health", HealthView.as_view(), name="health"),
     path("metrics", metrics_view, name="metrics"),
+    path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="admin-dashboard"),
     path("admin/", admin.site.urls),
 ]

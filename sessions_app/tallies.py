@@ -41,6 +41,7 @@ def chunks_received(*, count: int, size: int) -> Tally:
             "chunks.raw_bytes": size,
             "chunks.backlog_bytes": size,
             "ingest.bytes_total": size,
+            f"ingest.hourly.{timezone.now():%Y%m%d%H}": size,
         },
     )
 
@@ -59,6 +60,7 @@ def chunk_stored(*, size: int, stored_size: int, algorithm: str, seconds: float)
         "chunks.backlog_bytes": -size,
         "chunks.stored_bytes": stored_size,
         f"store.bytes_total.{algorithm}": stored_size,
+        f"store.raw_bytes_total.{algorithm}": size,
         f"processing.count.{algorithm}": 1,
         f"processing.sum_us.{algorithm}": round(seconds * 1_000_000),
     }

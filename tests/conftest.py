@@ -9,19 +9,34 @@ from celery.worker import state as worker_state
 from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.db import connections
+from django.test import Client
 from rest_framework.test import APIClient
 
 from chunks_app.choices import ChunkStatus
 from chunks_app.models import Chunk
 from lucid.celery import app as celery_app
 from pipeline_app.choices import PipelineState
-from tests.factories import UserFactory
+from tests.factories import UserFactory, staff_member
 
 
 @pytest.fixture
 def user(db):
     """The default caller of API tests: an operator, who may do anything on any session."""
     return UserFactory(username="operator", roles=["operator"])
+
+
+@pytest.fixture
+def clients(db) -> dict[str, Client]:
+    """Browsers logged in to the admin: a superuser, an operator and an auditor."""
+    users = {
+        "superuser": UserFactory(username="admin-root", is_staff=True, is_superuser=True),
+        "operator": staff_member("operator"),
+        "auditor": staff_member("auditor"),
+    }
+    clients = {role: Client() for role in users}
+    for role, client in clients.items():
+        client.force_login(users[role])
+    return clients
 
 
 @pytest.fixture

@@ -1,14 +1,17 @@
 """factory_boy factories for the project's models, built through the services where they exist."""
 
+from importlib import import_module
+
 import factory
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 
 from sessions_app import services, tallies
 from sessions_app.models import Session
 from sessions_app.tallies import tally_apply
 
 MIB = 1024 * 1024
+ROLE_PERMISSIONS = import_module("lucid.migrations.0003_roles").ROLE_PERMISSIONS
 ACTIONS_TO_REACH = {
     "created": [],
     "recording": [services.session_start],
@@ -74,3 +77,18 @@ class SessionFactory(factory.django.DjangoModelFactory):
             Session.objects.filter(pk=session.pk).update(**stored_as_given)
         session.refresh_from_db()
         return session
+
+
+def staff_member(role: str):
+    """A staff user in `role`, its group granted what migration 0003 grants.
+
+    Transactional tests empty every table, groups included: the grants are put back here.
+    """
+    user = UserFactory(username=f"admin-{role}", is_staff=True, roles=[role])
+    group = user.groups.get(name=role)
+    for app_label, model, verbs in ROLE_PERMISSIONS[role]:
+        codenames = [f"{verb}_{model}" for verb in verbs]
+        group.permissions.add(
+            *Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames)
+        )
+    return user

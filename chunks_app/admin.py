@@ -1,0 +1,103 @@
+"""Chunks in the operator console: a read-only list across sessions."""
+
+from django.contrib import admin
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+from django.utils.html import format_html
+
+from chunks_app.models import Chunk
+from lucid.admin import ReadOnlyAdmin
+
+
+def ratio_display(compressed_size: int | None, size: int | None) -> str:
+    """Stored bytes as a share of the raw bytes, e.g. `23.4 %`; `-` before anything is stored."""
+    if compressed_size is None or not size:
+        return "-"
+    return f"{compressed_size / size:.1%}"
+
+
+@admin.register(Chunk)
+class ChunkAdmin(ReadOnlyAdmin):
+    list_display = [
+        "sequence",
+        "session_link",
+        "status",
+        "raw_size",
+        "stored_size",
+        "algorithm",
+        "ratio",
+        "attempts",
+        "processing_ms",
+        "created_at",
+        "stored_at",
+    ]
+    list_display_links = ["sequence"]
+    list_select_related = ["session"]
+    list_filter = ["status", "algorithm", "created_at"]
+    search_fields = ["session__id", "session__name", "sha256"]
+    ordering = ["-created_at"]
+    show_full_result_count = False
+    fieldsets = [
+        (None, {"fields": ["id", "session_link", "sequence", "status", "error", "attempts"]}),
+        (
+            "Bytes",
+            {
+                "fields": [
+                    "raw_size",
+                    "sha256",
+                    "algorithm",
+                    "stored_size",
+                    "ratio",
+                    "stored_sha256",
+                    "storage_key",
+                    "spool_key",
+                    "download",
+                ]
+            },
+        ),
+        ("Times", {"fields": ["created_at", "stored_at", "processing_ms"]}),
+    ]
+    readonly_fields = [
+        "id",
+        "session_link",
+        "sequence",
+        "status",
+        "error",
+        "attempts",
+        "raw_size",
+        "sha256",
+        "algorithm",
+        "stored_size",
+        "ratio",
+        "stored_sha256",
+        "storage_key",
+        "spool_key",
+        "download",
+        "created_at",
+        "stored_at",
+        "processing_ms",
+    ]
+
+    @admin.display(description="session", ordering="session__name")
+    def session_link(self, chunk: Chunk) -> str:
+        url = reverse("admin:sessions_app_session_change", args=[chunk.session_id])
+        return format_html('<a href="{}">{}</a>', url, chunk.session.name)
+
+    @admin.display(description="size", ordering="size")
+    def raw_size(self, chunk: Chunk) -> str:
+        return filesizeformat(chunk.size)
+
+    @admin.display(description="compressed size", ordering="compressed_size")
+    def stored_size(self, chunk: Chunk) -> str:
+        return "-" if chunk.compressed_size is None else filesizeformat(chunk.compressed_size)
+
+    @admin.display(description="ratio")
+    def ratio(self, chunk: Chunk) -> str:
+        return ratio_display(chunk.compressed_size, chunk.size)
+
+    @admin.display(description="raw bytes")
+    def download(self, chunk: Chunk) -> str:
+        url = reverse(
+            "chunk-download", kwargs={"session_id": chunk.session_id, "sequence": chunk.sequence}
+        )
+        return format_html('<a href="{}">download</a>', url)

@@ -1,0 +1,260 @@
+"""The operator dashboard: storage, sessions by status, ingest per hour and compression by codec.
+
+`dashboard_figures` reads what the page shows from the running totals and the chunk store (a
+handful of queries however much is stored); the charts are small inline SVG drawn here, every
+text escaped by `format_html`; `dashboard_view` renders them inside the admin.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.template.defaultfilters import filesizeformat
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from chunks_app.choices import CompressionAlgorithm
+from lucid.counters import counters_read
+from sessions_app.choices import SessionStatus
+from sessions_app.statistics import system_statistics
+
+HOURS_SHOWN = 24
+CHART_WIDTH = 560
+
+
+@dataclass(frozen=True)
+class CodecFigures:
+    codec: str
+    raw_bytes: int
+    stored_bytes: int
+
+    @property
+    def ratio(self) -> float:
+        """Stored bytes per raw byte: 0.25 means a quarter of the raw size is kept."""
+        return self.stored_bytes / self.raw_bytes
+
+
+@dataclass(frozen=True)
+class DashboardFigures:
+    storage_path: str
+    used_bytes: int
+    free_bytes: int
+    session_count: int
+    sessions_by_status: dict[str, int]
+    chunk_count: int
+    size: int
+    compressed_size: int
+    backlog_bytes: int
+    ingest_by_hour: list[tuple[datetime, int]]
+    codecs: list[CodecFigures]
+
+    @property
+    def used_share(self) -> float:
+        total = self.used_bytes + self.free_bytes
+        return self.used_bytes / total if total else 0.0
+
+    @property
+    def ingest_total(self) -> int:
+        return sum(size for _, size in self.ingest_by_hour)
+
+
+def dashboard_figures(*, now: datetime | None = None) -> DashboardFigures:
+    """What the dashboard shows; ingest per UTC hour over the HOURS_SHOWN hours up to `now`."""
+    statistics = system_statistics()
+    latest = (now or timezone.now()).astimezone(UTC)
+    latest = latest.replace(minute=0, second=0, microsecond=0)
+    hours = [latest - timedelta(hours=back) for back in range(HOURS_SHOWN - 1, -1, -1)]
+    hourly = counters_read([_hour_key(hour) for hour in hours])
+    stored = counters_read(prefix="store.")
+    codecs = [
+        CodecFigures(
+            codec=codec,
+            raw_bytes=stored[f"store.raw_bytes_total.{codec}"],
+            stored_bytes=stored.get(f"store.bytes_total.{codec}", 0),
+        )
+        for codec in CompressionAlgorithm.values
+        if stored.get(f"store.raw_bytes_total.{codec}")
+    ]
+    return DashboardFigures(
+        storage_path=statistics["storage"]["path"],
+        used_bytes=statistics["storage"]["used_bytes"],
+        free_bytes=statistics["storage"]["free_bytes"],
+        session_count=statistics["session_count"],
+        sessions_by_status=statistics["sessions_by_status"],
+        chunk_count=statistics["chunk_count"],
+        size=statistics["size"],
+        compressed_size=statistics["compressed_size"],
+        backlog_bytes=statistics["backlog_bytes"],
+        ingest_by_hour=[(hour, hourly.get(_hour_key(hour), 0)) for hour in hours],
+        codecs=codecs,
+    )
+
+
+def _hour_key(hour: datetime) -> str:
+    return f"ingest.hourly.{hour:%Y%m%d%H}"
+
+
+# --- charts -------------------------------------------------------------------------------------
+
+
+def _svg(*, height: int, label: str, body: SafeString) -> SafeString:
+    return format_html(
+        '<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" '
+        'viewBox="0 0 {} {}" role="img" aria-label="{}">{}</svg>',
+        CHART_WIDTH,
+        height,
+        CHART_WIDTH,
+        height,
+        label,
+        body,
+    )
+
+
+def _number(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def _share(value: float) -> str:
+    return "< 0.1%" if 0 < value < 0.001 else f"{value:.1%}"
+
+
+def storage_chart(figures: DashboardFigures) -> SafeString:
+    """One bar: the chunk store's used bytes against its free bytes."""
+    used_width = CHART_WIDTH * figures.used_share
+    if figures.used_bytes:
+        used_width = max(used_width, 3)
+    used = filesizeformat(figures.used_bytes)
+    free = filesizeformat(figures.free_bytes)
+    body = format_html(
+        '<rect class="free" x="0" y="0" width="{}" height="28"><title>free: {}</title></rect>'
+        '<rect class="bar" x="0" y="0" width="{}" height="28"><title>used: {}</title></rect>'
+        '<text x="0" y="48">used {} ({}) · free {}</text>',
+        CHART_WIDTH,
+        free,
+        _number(used_width),
+        used,
+        used,
+        _share(figures.used_share),
+        free,
+    )
+    return _svg(height=56, label=f"Chunk store: {used} used, {free} free", body=body)
+
+
+def rows_chart(
+    rows: list[tuple[str, float, str]], *, label: str, full_scale: float | None = None
+) -> SafeString:
+    """Horizontal bars, one per (label, value, value as shown); scaled to the largest value."""
+    label_width, value_width, row_height = 110, 200, 26
+    bar_space = CHART_WIDTH - label_width - value_width
+    largest = full_scale or max((value for _, value, _ in rows), default=0) or 1
+    bars = []
+    for index, (name, value, shown) in enumerate(rows):
+        top = index * row_height
+        width = bar_space * min(value / largest, 1)
+        bars.append(
+            (
+                _number(top + 17),
+                name,
+                label_width,
+                _number(top + 4),
+                _number(width),
+                name,
+                shown,
+                _number(label_width + width + 6),
+                _number(top + 17),
+                shown,
+            )
+        )
+    body = format_html_join(
+        "",
+        '<text x="0" y="{}">{}</text>'
+        '<rect class="bar" x="{}" y="{}" width="{}" height="18"><title>{}: {}</title></rect>'
+        '<text x="{}" y="{}">{}</text>',
+        bars,
+    )
+    return _svg(height=max(len(rows), 1) * row_height, label=label, body=body)
+
+
+def ingest_chart(figures: DashboardFigures) -> SafeString:
+    """Columns: raw bytes received in each of the last hours, oldest left; labels every 3 h."""
+    left, top, plot_height, bottom = 64, 8, 150, 24
+    column_width = (CHART_WIDTH - left) / len(figures.ingest_by_hour)
+    largest = max((size for _, size in figures.ingest_by_hour), default=0)
+    columns, hour_labels = [], []
+    for index, (hour, size) in enumerate(figures.ingest_by_hour):
+        height = plot_height * size / largest if largest else 0
+        x = left + index * column_width
+        columns.append(
+            (
+                _number(x + 2),
+                _number(top + plot_height - height),
+                _number(column_width - 4),
+                _number(height),
+                f"{hour:%Y-%m-%d %H:00} UTC",
+                filesizeformat(size),
+            )
+        )
+        if index % 3 == 0:
+            hour_labels.append((_number(x), top + plot_height + 16, f"{hour:%H}:00"))
+    body = format_html(
+        '<line class="axis" x1="{}" y1="{}" x2="{}" y2="{}"/>'
+        '<line class="axis" x1="{}" y1="{}" x2="{}" y2="{}"/>'
+        '<text x="0" y="{}">{}</text><text x="0" y="{}">0</text>{}{}',
+        left,
+        top,
+        CHART_WIDTH,
+        top,
+        left,
+        top + plot_height,
+        CHART_WIDTH,
+        top + plot_height,
+        top + 10,
+        filesizeformat(largest),
+        top + plot_height,
+        format_html_join(
+            "",
+            '<rect class="bar" x="{}" y="{}" width="{}" height="{}"><title>{}: {}</title></rect>',
+            columns,
+        ),
+        format_html_join("", '<text x="{}" y="{}">{}</text>', hour_labels),
+    )
+    return _svg(
+        height=top + plot_height + bottom,
+        label=f"Ingest per hour over the last {HOURS_SHOWN} hours",
+        body=body,
+    )
+
+
+def dashboard_charts(figures: DashboardFigures) -> dict[str, SafeString]:
+    counts = [(status.label, figures.sessions_by_status.get(status, 0)) for status in SessionStatus]
+    sessions = [(name, count, str(count)) for name, count in counts]
+    codecs = [
+        (
+            codec.codec,
+            codec.ratio,
+            f"{codec.ratio:.1%} ({filesizeformat(codec.stored_bytes)} "
+            f"of {filesizeformat(codec.raw_bytes)})",
+        )
+        for codec in figures.codecs
+    ]
+    return {
+        "storage": storage_chart(figures),
+        "sessions": rows_chart(sessions, label="Sessions by status"),
+        "ingest": ingest_chart(figures),
+        "codecs": rows_chart(codecs, label="Stored size by codec", full_scale=1.0),
+    }
+
+
+def dashboard_view(request: HttpRequest) -> HttpResponse:
+    """The dashboard page inside the admin (staff only: wrapped by `admin.site.admin_view`)."""
+    figures = dashboard_figures()
+    context = {
+        **admin.site.each_context(request),
+        "title": "Dashboard",
+        "figures": figures,
+        "charts": dashboard_charts(figures),
+    }
+    return TemplateResponse(request, "admin/lucid/dashboard.html", context)

@@ -1,0 +1,71 @@
+"""Pipelines in the operator console: a read-only list; pause and resume are session actions."""
+
+from django.contrib import admin
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+from django.utils.html import format_html
+
+from lucid.admin import ReadOnlyAdmin
+from pipeline_app.models import Pipeline
+
+
+@admin.register(Pipeline)
+class PipelineAdmin(ReadOnlyAdmin):
+    list_display = [
+        "session_name",
+        "session_link",
+        "state",
+        "session_status",
+        "chunks_waiting",
+        "chunks_stored",
+        "chunks_failed",
+        "backlog",
+        "last_error",
+        "updated_at",
+    ]
+    list_select_related = ["session"]
+    list_filter = ["state", "session__status"]
+    search_fields = ["session__name", "session__id", "last_error"]
+    ordering = ["-updated_at"]
+    fields = [
+        "session_name",
+        "session_link",
+        "state",
+        "session_status",
+        "chunks_waiting",
+        "chunks_stored",
+        "chunks_failed",
+        "backlog",
+        "last_error",
+        "updated_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="session", ordering="session__name")
+    def session_name(self, pipeline: Pipeline) -> str:
+        return pipeline.session.name
+
+    @admin.display(description="session page")
+    def session_link(self, pipeline: Pipeline) -> str:
+        url = reverse("admin:sessions_app_session_change", args=[pipeline.session_id])
+        return format_html('<a href="{}">{}</a>', url, pipeline.session_id)
+
+    @admin.display(description="recording", ordering="session__status")
+    def session_status(self, pipeline: Pipeline) -> str:
+        return pipeline.session.get_status_display()
+
+    @admin.display(description="waiting")
+    def chunks_waiting(self, pipeline: Pipeline) -> int:
+        return pipeline.session.chunks_received + pipeline.session.chunks_processing
+
+    @admin.display(description="stored", ordering="session__chunks_stored")
+    def chunks_stored(self, pipeline: Pipeline) -> int:
+        return pipeline.session.chunks_stored
+
+    @admin.display(description="failed", ordering="session__chunks_failed")
+    def chunks_failed(self, pipeline: Pipeline) -> int:
+        return pipeline.session.chunks_failed
+
+    @admin.display(description="backlog", ordering="session__backlog_bytes")
+    def backlog(self, pipeline: Pipeline) -> str:
+        return filesizeformat(pipeline.session.backlog_bytes)

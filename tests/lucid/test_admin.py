@@ -1,0 +1,192 @@
+"""The admin dashboard (its numbers and SVG charts) and the read-only audit trail admin."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.template.defaultfilters import filesizeformat
+from django.test import Client
+
+from chunks_app.models import Chunk
+from chunks_app.selectors import storage_usage
+from lucid.choices import AuditAction
+from lucid.counters import counters_add, counters_read
+from lucid.dashboard import dashboard_figures, rows_chart
+from lucid.models import AuditEntry
+from tests.chunks_app.helpers import KIB, put_chunk, random_bytes, screen_like, wait_until_settled
+from tests.factories import SessionFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DASHBOARD = "/admin/dashboard/"
+AUDIT = "/admin/lucid/auditentry/"
+ROLES = ["superuser", "operator", "auditor"]
+
+
+@pytest.fixture
+def history(api_client, user):
+    """Sessions in three states; the recording one has a compressible and a random chunk."""
+    recording = SessionFactory(owner=user, name="live", status="recording")
+    put_chunk(api_client, recording, 0, screen_like(400 * KIB))
+    put_chunk(api_client, recording, 1, random_bytes(100 * KIB))
+    wait_until_settled(recording)
+    SessionFactory(owner=user, name="done", status="stopped")
+    SessionFactory(owner=user, name="new")
+    return recording
+
+
+# --- dashboard ----------------------------------------------------------------------------------
+
+
+def test_the_dashboard_is_for_staff_only(clients):
+    recorder = Client()
+    recorder.force_login(UserFactory(username="recorder", roles=["recorder"]))
+
+    for client in [Client(), recorder]:
+        response = client.get(DASHBOARD)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_dashboard_draws_its_four_charts(clients, role, history):
+    response = clients[role].get(DASHBOARD)
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert body.count('<svg class="chart"') == 4
+    for label in [
+        "Chunk store:",
+        "Sessions by status",
+        "Ingest per hour over the last 24 hours",
+        "Stored size by codec",
+    ]:
+        assert f'aria-label="{label}' in body
+    assert "<script" not in body.split('<div id="content-main"')[1].split("</main>")[0]
+
+
+def test_the_dashboard_shows_storage_sessions_ingest_and_ratios(clients, history):
+    body = clients["operator"].get(DASHBOARD).content.decode()
+
+    usage = storage_usage()
+    compressible, random = Chunk.objects.filter(session=history).order_by("sequence")
+    assert f"used {filesizeformat(usage.used_bytes)}" in body
+    assert f"free {filesizeformat(usage.free_bytes)}" in body
+    assert "Sessions by status (3)" in body
+    for status, count in [("Created", 1), ("Recording", 1), ("Stopped", 1), ("Paused", 0)]:
+        assert f"<title>{status}: {count}</title>" in body
+    assert f"{filesizeformat(500 * KIB)} received in the last 24 hours." in body
+    zstd_ratio = compressible.compressed_size / compressible.size
+    assert f"<title>zstd: {zstd_ratio:.1%}" in body
+    assert f"<title>none: 100.0% ({filesizeformat(random.size)} of" in body
+
+
+def test_ingest_and_raw_bytes_by_codec_are_counted_as_chunks_flow(history):
+    counters = counters_read()
+
+    hourly = {key: value for key, value in counters.items() if key.startswith("ingest.hourly.")}
+    assert sum(hourly.values()) == 500 * KIB
+    assert counters["store.raw_bytes_total.zstd"] == 400 * KIB
+    assert counters["store.raw_bytes_total.none"] == 100 * KIB
+
+
+def test_ingest_covers_the_last_24_hours_up_to_now(db):
+    now = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
+    counters_add(
+        {
+            "ingest.hourly.2026030112": 300,
+            "ingest.hourly.2026022813": 200,
+            "ingest.hourly.2026022812": 999,
+        }
+    )
+
+    figures = dashboard_figures(now=now)
+
+    assert len(figures.ingest_by_hour) == 24
+    assert figures.ingest_by_hour[0] == (now.replace(minute=0) - timedelta(hours=23), 200)
+    assert figures.ingest_by_hour[-1] == (now.replace(minute=0), 300)
+    assert figures.ingest_total == 500
+
+
+def test_chart_labels_are_escaped():
+    svg = rows_chart([("<script>alert(1)</script>", 1, "1 & 2")], label='say "hi"')
+
+    assert "<script>" not in svg
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in svg
+    assert "1 &amp; 2" in svg
+    assert 'aria-label="say &quot;hi&quot;"' in svg
+
+
+def test_the_admin_index_links_to_the_dashboard(clients):
+    response = clients["auditor"].get("/admin/")
+
+    assert f'href="{DASHBOARD}"' in response.content.decode()
+
+
+# --- audit trail --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def entries(db) -> tuple[AuditEntry, AuditEntry]:
+    session_id = uuid.uuid4()
+    downloaded = AuditEntry.objects.create(
+        actor="alice",
+        address="192.0.2.10",
+        action=AuditAction.CHUNK_DOWNLOADED,
+        session_id=session_id,
+        sequence=7,
+    )
+    deleted = AuditEntry.objects.create(
+        actor="bob", action=AuditAction.SESSION_DELETED, session_id=uuid.uuid4()
+    )
+    return downloaded, deleted
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_audit_list_shows_who_did_what_when_and_from_where(clients, role, entries):
+    downloaded, _ = entries
+
+    response = clients[role].get(AUDIT)
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    for text in [
+        "alice",
+        "192.0.2.10",
+        "Chunk downloaded",
+        str(downloaded.session_id),
+        '<td class="field-sequence">7</td>',
+        "bob",
+        "Session deleted",
+    ]:
+        assert text in body
+
+
+def test_the_audit_list_filters_by_action_and_searches_actor_and_session(clients, entries):
+    downloaded, deleted = entries
+    client = clients["auditor"]
+
+    assert client.get(AUDIT, {"action__exact": "session_deleted"}).context["cl"].result_count == 1
+    assert client.get(AUDIT, {"q": "alice"}).context["cl"].result_count == 1
+    by_session = client.get(AUDIT, {"q": str(deleted.session_id)})
+    assert [entry.pk for entry in by_session.context["cl"].result_list] == [deleted.pk]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_nobody_adds_changes_or_deletes_an_audit_entry(clients, role, entries):
+    entry, _ = entries
+    client = clients[role]
+    page = f"{AUDIT}{entry.pk}/change/"
+
+    listing = client.get(AUDIT).content.decode()
+    view = client.get(page)
+
+    assert "action-checkbox" not in listing
+    assert f"{AUDIT}add/" not in listing
+    assert view.status_code == 200
+    assert 'name="_save"' not in view.content.decode()
+    assert "deletelink" not in view.content.decode()
+    assert client.get(f"{AUDIT}add/").status_code == 403
+    assert client.post(page, {"actor": "mallory"}).status_code == 403
+    assert client.post(f"{AUDIT}{entry.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert AuditEntry.objects.get(pk=entry.pk).actor == "alice"
