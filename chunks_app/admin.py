@@ -57,26 +57,7 @@ class ChunkAdmin(ReadOnlyAdmin):
         ),
         ("Times", {"fields": ["created_at", "stored_at", "processing_ms"]}),
     ]
-    readonly_fields = [
-        "id",
-        "session_link",
-        "sequence",
-        "status",
-        "error",
-        "attempts",
-        "raw_size",
-        "sha256",
-        "algorithm",
-        "stored_size",
-        "ratio",
-        "stored_sha256",
-        "storage_key",
-        "spool_key",
-        "download",
-        "created_at",
-        "stored_at",
-        "processing_ms",
-    ]
+    readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
 
     @admin.display(description="session", ordering="session__name")
     def session_link(self, chunk: Chunk) -> str:

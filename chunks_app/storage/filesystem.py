@@ -111,16 +111,7 @@ class FileSystemChunkStore(ChunkStore):
             raise self._error(exc, "inspect", path) from exc
 
     def size(self, key: str) -> int:
-        path = self._path(key)
-        try:
-            status = os.stat(path)
-        except _NO_SUCH_FILE:
-            status = None
-        except OSError as exc:
-            raise self._error(exc, "inspect", path) from exc
-        if status is None or not stat.S_ISREG(status.st_mode):
-            raise ChunkNotFoundError(f"No chunk is stored under {key!r} in {self.root}.")
-        return status.st_size
+        return self._stat(key).st_size
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Yield stored keys under `prefix`, name by name within each directory.
@@ -133,6 +124,10 @@ class FileSystemChunkStore(ChunkStore):
         return self._keys_in(self.root / directory_key, directory_key, prefix)
 
     def modified_at(self, key: str) -> float:
+        return self._stat(key).st_mtime
+
+    def _stat(self, key: str) -> os.stat_result:
+        """The stored file's status; `ChunkNotFoundError` if there is no file under the key."""
         path = self._path(key)
         try:
             status = os.stat(path)
@@ -142,7 +137,7 @@ class FileSystemChunkStore(ChunkStore):
             raise self._error(exc, "inspect", path) from exc
         if status is None or not stat.S_ISREG(status.st_mode):
             raise ChunkNotFoundError(f"No chunk is stored under {key!r} in {self.root}.")
-        return status.st_mtime
+        return status
 
     def leftovers(self, *, older_than: float) -> list[str]:
         """Temporary dot-files left by interrupted writes, in directories that keys can name."""
