@@ -30,7 +30,7 @@ run: migrate
 # The five roles as local processes against DATABASE_URL, REDIS_URL and CELERY_BROKER_URL.
 serve: migrate
 	@test -n "$$CELERY_BROKER_URL" || { echo "make serve needs CELERY_BROKER_URL (and DATABASE_URL, REDIS_URL)"; exit 2; }
-	$(BIN)/honcho start --procfile Procfile
+	$(BIN)/honcho start --procfile Procfile $(SERVE_ROLES)
 
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

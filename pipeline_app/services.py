@@ -109,13 +109,16 @@ def _claim(*, chunk_id: uuid.UUID) -> Chunk | None:
     chunk = runnable.filter(status__in=[ChunkStatus.RECEIVED, ChunkStatus.PROCESSING]).first()
     if chunk is None:
         return None
+    now = timezone.now()
     with atomic():
         claimed = runnable.filter(status=ChunkStatus.RECEIVED).update(
-            status=ChunkStatus.PROCESSING, attempts=F("attempts") + 1
+            status=ChunkStatus.PROCESSING, attempts=F("attempts") + 1, claimed_at=now
         )
         if claimed:
             tally_apply(session_id=chunk.session_id, tally=tallies.chunk_claimed())
-        elif not runnable.filter(status=ChunkStatus.PROCESSING).update(attempts=F("attempts") + 1):
+        elif not runnable.filter(status=ChunkStatus.PROCESSING).update(
+            attempts=F("attempts") + 1, claimed_at=now
+        ):
             return None
     return Chunk.objects.select_related("session").get(pk=chunk_id)
 

@@ -56,3 +56,13 @@ def test_recent_chunks_and_paused_pipelines_are_left_alone(lost_chunk):
 
     assert pipeline_watchdog_task.apply().result == 0
     assert Chunk.objects.get().status == "received"
+
+
+def test_processing_records_when_the_chunk_was_claimed(api_client, user):
+    session = SessionFactory(owner=user, status="recording", chunk_size=64 * KIB)
+    before = timezone.now()
+
+    put_chunk(api_client, session, 0, random_bytes(100))
+
+    (chunk,) = wait_until_settled(session)
+    assert chunk.claimed_at is not None and chunk.claimed_at >= before

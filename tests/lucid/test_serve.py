@@ -1,0 +1,169 @@
+"""`manage.py serve`: the roles, their ports, the recorder's routes, the Celery roles' HTTP."""
+
+import os
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from django.urls import Resolver404, resolve
+
+from lucid.management.commands.serve import ROLES, role_port
+from lucid.role_http import role_http_start
+
+REPO = Path(__file__).resolve().parents[2]
+CELERY_ROLES = sorted(role for role, spec in ROLES.items() if spec.needs_broker)
+SESSION = f"/api/v1/sessions/{uuid.uuid4()}"
+RECORDER_ROUTES = {
+    "/api/v1/auth/token": "token-obtain",
+    "/api/v1/auth/token/refresh": "token-refresh",
+    "/api/v1/sessions": "session-list",
+    SESSION: "session-detail",
+    f"{SESSION}/start": "session-start",
+    f"{SESSION}/stop": "session-stop",
+    f"{SESSION}/chunks": "chunk-list",
+    f"{SESSION}/chunks/7": "chunk-detail",
+    f"{SESSION}/stream": "session-stream",
+    f"{SESSION}/pipeline": "pipeline",
+    "/health": "health",
+    "/metrics": "metrics",
+}
+API_ONLY_ROUTES = [
+    "/admin/",
+    "/admin/sessions_app/session/",
+    "/api/docs",
+    "/api/schema",
+    "/api/v1/audit",
+    f"{SESSION}/chunks/7/download",
+    f"{SESSION}/recording",
+    f"{SESSION}/manifest",
+]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("role", CELERY_ROLES)
+def test_a_celery_role_refuses_to_start_without_a_broker(role, tmp_path):
+    environment = {key: value for key, value in os.environ.items() if key != "CELERY_BROKER_URL"}
+    environment.update(
+        LUCID_STORAGE_PATH=str(tmp_path / "sessions"),
+        DJANGO_STATIC_ROOT=str(tmp_path / "static"),
+    )
+
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "serve", role],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert completed.returncode == 1
+    assert "CommandError" in completed.stderr
+    assert "CELERY_BROKER_URL" in completed.stderr
+    assert f"The {role} role" in completed.stderr
+
+
+def test_the_celery_roles_are_the_workers_and_beat():
+    assert CELERY_ROLES == ["pipeline", "processor", "storage"]
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_a_role_port_is_the_original_design_s_without_an_override(role, monkeypatch):
+    monkeypatch.delenv(f"LUCID_{role.upper()}_PORT", raising=False)
+
+    assert role_port(role) == ROLES[role].port
+
+
+def test_the_original_design_s_ports():
+    ports = {role: spec.port for role, spec in ROLES.items()}
+
+    assert ports == {
+        "api": 8080,
+        "storage": 8081,
+        "pipeline": 8082,
+        "recorder": 8083,
+        "processor": 8084,
+    }
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_a_role_port_honours_its_variable(role, monkeypatch):
+    monkeypatch.setenv(f"LUCID_{role.upper()}_PORT", "18123")
+
+    assert role_port(role) == 18123
+
+
+def test_a_role_port_variable_moves_only_that_role(monkeypatch):
+    monkeypatch.setenv("LUCID_RECORDER_PORT", "18123")
+    monkeypatch.delenv("LUCID_API_PORT", raising=False)
+
+    assert role_port("api") == 8080
+
+
+@pytest.mark.parametrize(("path", "name"), RECORDER_ROUTES.items())
+def test_the_recorder_serves_what_recorders_use(path, name):
+    assert resolve(path, urlconf="lucid.urls_recorder").url_name == name
+
+
+@pytest.mark.parametrize("path", API_ONLY_ROUTES)
+def test_the_recorder_does_not_serve_the_admin_downloads_or_docs(path):
+    with pytest.raises(Resolver404):
+        resolve(path, urlconf="lucid.urls_recorder")
+
+
+@pytest.mark.parametrize("path", API_ONLY_ROUTES)
+def test_the_api_serves_what_the_recorder_does_not(path):
+    assert resolve(path, urlconf="lucid.urls")
+
+
+@pytest.fixture
+def role_http():
+    port = _free_port()
+    server = role_http_start(host="127.0.0.1", port=port)
+    yield f"http://127.0.0.1:{port}"
+    server.shutdown()
+    server.server_close()
+
+
+def _get(url: str) -> tuple[int, str, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.headers["Content-Type"], response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_celery_roles_http_answers_health(role_http):
+    status, content_type, body = _get(f"{role_http}/health")
+
+    assert (status, content_type) == (200, "application/json")
+    assert b'"status": "ok"' in body
+    assert b'"database": "ok"' in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_celery_roles_http_answers_metrics(role_http):
+    status, content_type, body = _get(f"{role_http}/metrics")
+
+    assert status == 200
+    assert content_type.startswith("text/plain")
+    assert b"lucid_bytes_received_total" in body
+    assert b'lucid_chunks{status="stored"}' in body
+
+
+def test_the_celery_roles_http_answers_404_elsewhere(role_http):
+    status, _, body = _get(f"{role_http}/admin/")
+
+    assert status == 404
+    assert b"not_found" in body
