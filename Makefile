@@ -47,5 +47,7 @@ format: $(VENV)/.dev-installed
 clean:
 	rm -rf $(VENV) var
 
+# The read-path benchmark needs the local PostgreSQL (it creates its own database).
 bench: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.api

@@ -42,7 +42,7 @@ class Chunk(models.Model):
             models.UniqueConstraint(fields=["session", "sequence"], name="chunk_unique_sequence")
         ]
         indexes = [
-            models.Index(fields=["session", "status"]),
+            models.Index(fields=["session", "status", "sequence"]),
             models.Index(fields=["status", "created_at"]),
         ]
 

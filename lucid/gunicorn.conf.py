@@ -1,5 +1,6 @@
 """gunicorn settings of the web roles: `api` (and `make run`) and `recorder`."""
 
+import gc
 import os
 import shutil
 import tempfile
@@ -34,6 +35,16 @@ metrics_directory = os.environ.setdefault(
 def on_starting(server) -> None:
     shutil.rmtree(metrics_directory, ignore_errors=True)
     os.makedirs(metrics_directory, exist_ok=True)
+
+
+def post_worker_init(worker) -> None:
+    """Move what the app loaded out of the garbage collector's sight.
+
+    Full collections over the whole loaded code otherwise stall every thread of the worker for
+    50-100 ms now and then: the tail latency of the API.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def child_exit(server, worker) -> None:
