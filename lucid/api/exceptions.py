@@ -79,5 +79,10 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if response is None:
         return None
     detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
-    response.data = {"code": _first_code(detail), "message": str(detail)}
+    if isinstance(detail, dict):
+        code = detail.get("code", _first_code(detail))
+        message = detail.get("detail", " ".join(map(str, detail.values())))
+        response.data = {"code": str(code), "message": str(message)}
+    else:
+        response.data = {"code": _first_code(detail), "message": str(detail)}
     return response

@@ -144,3 +144,12 @@ def test_ensure_superuser_without_password_fails(monkeypatch):
 
     with pytest.raises(CommandError, match="DJANGO_SUPERUSER_PASSWORD"):
         call_command("ensure_superuser")
+
+
+def test_expired_or_invalid_jwt_says_so_plainly(anonymous_client):
+    anonymous_client.credentials(HTTP_AUTHORIZATION="Bearer not.a.jwt")
+
+    body = anonymous_client.get("/api/v1/sessions").json()
+
+    assert body["code"] == "token_not_valid"
+    assert body["message"] == "Given token not valid for any token type"
