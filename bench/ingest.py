@@ -488,7 +488,14 @@ def start_service(
         node_name = f"lucid-bench-{os.getpid()}@{socket.gethostname()}"
         worker_command = [str(VENV_BIN / "celery"), "-A", "lucid", "worker", "-l", "warning"]
         concurrency = str(options.worker_concurrency)
-        worker_command += ["--concurrency", concurrency, "-Q", "processing,storage", "-n", node_name]
+        worker_command += [
+            "--concurrency",
+            concurrency,
+            "-Q",
+            "processing,storage",
+            "-n",
+            node_name,
+        ]
         celery_worker = start_process(worker_command, environment, logs / "celery.log")
         processes.append(celery_worker)
         wait_for_celery_worker(celery_worker, node_name, environment, logs / "celery.log")
