@@ -85,7 +85,8 @@ class ChunkListView(SessionScopedMixin, generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Chunk.objects.none()
-        return selectors.chunk_list(session=self.get_session())
+        columns = [name for name in ChunkSerializer.Meta.fields if name != "compression_ratio"]
+        return selectors.chunk_list(session=self.get_session()).only(*columns)
 
 
 class ChunkDetailView(SessionScopedMixin, APIView):
