@@ -18,6 +18,7 @@ from django.conf import settings
 
 from chunks_app.storage import ChunkStoreError
 from chunks_app.storage.filesystem import FileSystemChunkStore
+from lucid.durable import fsync_directory
 
 HASH_PIECE = 1024 * 1024
 
@@ -99,7 +100,8 @@ class SessionStream:
         finally:
             if fd is not None:
                 self._close(fd)
-        self._fsync_directory()
+        with self._os_errors("flush to disk"):
+            fsync_directory(self.directory)
         return received, completed
 
     def seal(self, *, offset: int) -> Segment | None:
@@ -126,14 +128,6 @@ class SessionStream:
 
     def _close(self, fd: int) -> None:
         with self._os_errors("flush to disk"):
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-    def _fsync_directory(self) -> None:
-        with self._os_errors("flush to disk"):
-            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
             try:
                 os.fsync(fd)
             finally:

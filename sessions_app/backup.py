@@ -61,6 +61,7 @@ from chunks_app.storage import ChunkNotFoundError, ChunkStore, ChunkStoreError, 
 from lucid.audit import audit_record
 from lucid.choices import AuditAction
 from lucid.db import atomic
+from lucid.durable import fsync_directory
 from lucid.errors import ApplicationError, NotFound, ValidationFailed
 from lucid.progress import Progress
 from pipeline_app.services import pipeline_create
@@ -613,14 +614,6 @@ class _ArchiveWriter:
         return _member_add(self.tar, name=name, size=size, stream=stream, mtime=self.mtime)
 
 
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @contextmanager
 def _store_errors(*, advice: str) -> Iterator[None]:
     """Turn a failing chunk store or spool into a `BackupError` that says what to do."""
@@ -646,7 +639,7 @@ def _archive_file(output: Path) -> Iterator[tarfile.TarFile]:
         with partial.open("rb+") as file:
             os.fsync(file.fileno())
         os.replace(partial, output)
-        _fsync_directory(output.parent)
+        fsync_directory(output.parent)
     except BaseException:
         with suppress(OSError):
             partial.unlink()

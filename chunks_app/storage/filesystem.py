@@ -26,6 +26,7 @@ from chunks_app.storage.base import (
     validate_key,
     validate_prefix,
 )
+from lucid.durable import fsync_directory
 
 _NO_SUCH_FILE = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -84,7 +85,9 @@ class FileSystemChunkStore(ChunkStore):
 
     def delete(self, key: str) -> None:
         """Remove the file; its directory stays, and the removal itself is not fsynced."""
-        path = self._path(key)
+        self._unlink(self._path(key))
+
+    def _unlink(self, path: Path) -> None:
         try:
             os.unlink(path)
         except _NO_SUCH_FILE:
@@ -164,13 +167,7 @@ class FileSystemChunkStore(ChunkStore):
         return sorted(found)
 
     def remove_leftover(self, name: str) -> None:
-        path = self._leftover_path(name)
-        try:
-            os.unlink(path)
-        except _NO_SUCH_FILE:
-            return
-        except OSError as exc:
-            raise self._error(exc, "delete", path) from exc
+        self._unlink(self._leftover_path(name))
 
     @property
     def location(self) -> str:
@@ -286,11 +283,7 @@ class FileSystemChunkStore(ChunkStore):
 
     def _fsync_directory(self, directory: Path) -> None:
         with self._os_errors("flush to disk directory", directory):
-            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_directory(directory)
 
     @contextmanager
     def _os_errors(self, action: str, path: Path) -> Iterator[None]:
