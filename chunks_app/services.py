@@ -12,7 +12,7 @@ from django.db.models import Q
 from chunks_app.models import MAX_SEQUENCE, Chunk
 from chunks_app.spool import Segment, SessionStream, get_spool, upload_spool_key
 from chunks_app.storage import get_chunk_store
-from lucid.db import atomic, on_commit
+from lucid.db import atomic_retried, on_commit
 from lucid.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from pipeline_app.services import chunks_enqueue
 from sessions_app import tallies
@@ -143,11 +143,7 @@ def chunk_ingest(
     chunk.sha256 = hasher.hexdigest()
     try:
         _check_digest(hasher=hasher, expected=expected_sha256)
-        with atomic():
-            if not _count_chunks_in(session=session, chunks=[chunk]):
-                raise _not_recording_now(session)
-            chunk.save(force_insert=True)
-            chunks_enqueue(session=session, chunk_ids=[chunk.id])
+        atomic_retried(lambda: _record_upload(session=session, chunk=chunk))
     except IntegrityError:
         spool.delete(chunk.spool_key)
         existing = Chunk.objects.filter(session=session, sequence=sequence).first()
@@ -158,6 +154,13 @@ def chunk_ingest(
         spool.delete(chunk.spool_key)
         raise
     return chunk, True
+
+
+def _record_upload(*, session: Session, chunk: Chunk) -> None:
+    if not _count_chunks_in(session=session, chunks=[chunk]):
+        raise _not_recording_now(session)
+    chunk.save(force_insert=True)
+    chunks_enqueue(session=session, chunk_ids=[chunk.id])
 
 
 def _check_digest(*, hasher, expected: bytes | None) -> None:
@@ -194,7 +197,8 @@ def session_stream_append(
         offset = session.stream_offset
         received, segments = stream.append(offset=offset, pieces=_body_pieces(body, limit=None))
         chunks = _chunks_from_segments(session=session, segments=segments)
-        with atomic():
+
+        def record_append() -> None:
             advanced = Session.objects.filter(
                 pk=session.pk, status=SessionStatus.RECORDING, stream_offset=offset
             ).update(stream_offset=offset + received)
@@ -202,6 +206,8 @@ def session_stream_append(
                 raise _not_recording_now(session)
             Chunk.objects.bulk_create(chunks)
             chunks_enqueue(session=session, chunk_ids=[chunk.id for chunk in chunks])
+
+        atomic_retried(record_append)
     session.stream_offset = offset + received
     return StreamAppendResult(
         received=received,

@@ -1,8 +1,11 @@
 """The one way our code opens transactions and defers work to commit, whatever the database."""
 
 from collections.abc import Callable
+from typing import TypeVar
 
-from django.db import transaction
+from django.db import OperationalError, transaction
+
+T = TypeVar("T")
 
 
 def atomic():
@@ -16,3 +19,23 @@ def on_commit(callback: Callable[[], None]) -> None:
     A failing callback is logged, not raised: the transaction it follows is already committed.
     """
     transaction.on_commit(callback, robust=True)
+
+
+RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
+
+
+def atomic_retried(work: Callable[[], T], *, attempts: int = 3) -> T:
+    """Run `work` in a transaction, again when the database aborted it to break a deadlock.
+
+    Concurrent uploads and the pipeline touch the same session and index rows; PostgreSQL may
+    pick one of them as a deadlock victim, and running it again is the cure.
+    """
+    for _ in range(attempts - 1):
+        try:
+            with atomic():
+                return work()
+        except OperationalError as error:
+            if getattr(error.__cause__, "sqlstate", None) not in RETRYABLE_SQLSTATES:
+                raise
+    with atomic():
+        return work()
