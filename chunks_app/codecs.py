@@ -68,6 +68,24 @@ class Codec(ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
 
+    def _decompressed(
+        self,
+        reader: object,
+        *,
+        source: BinaryIO,
+        errors: tuple[type[Exception], ...],
+        on_end: Callable[[int], None] | None = None,
+    ) -> BinaryIO:
+        """Wrap the codec's streaming `reader` of `source` as a plain decompressed file."""
+        stream = _DecompressedStream(
+            cast(BinaryIO, reader),
+            source=source,
+            codec_name=self.name,
+            codec_errors=errors,
+            on_end=on_end,
+        )
+        return cast(BinaryIO, stream)
+
 
 class _DecompressedStream(io.RawIOBase):
     """Read-only file over a codec's streaming reader that owns the compressed source.
@@ -203,15 +221,8 @@ class ZstdCodec(Codec):
                     f"Truncated zstd data: got {produced} of {content_size} bytes."
                 )
 
-        return cast(
-            BinaryIO,
-            _DecompressedStream(
-                cast(BinaryIO, reader),
-                source=stream,
-                codec_name=self.name,
-                codec_errors=(zstandard.ZstdError,),
-                on_end=check_complete,
-            ),
+        return self._decompressed(
+            reader, source=stream, errors=(zstandard.ZstdError,), on_end=check_complete
         )
 
 
@@ -239,15 +250,7 @@ class Lz4Codec(Codec):
 
     def open_decompressed(self, stream: BinaryIO) -> BinaryIO:
         reader = lz4.frame.LZ4FrameFile(stream, mode="rb")
-        return cast(
-            BinaryIO,
-            _DecompressedStream(
-                cast(BinaryIO, reader),
-                source=stream,
-                codec_name=self.name,
-                codec_errors=self._errors,
-            ),
-        )
+        return self._decompressed(reader, source=stream, errors=self._errors)
 
 
 class GzipCodec(Codec):
@@ -280,15 +283,8 @@ class GzipCodec(Codec):
             if not tap.header:
                 raise CodecDataError("Not gzip data: there are no bytes at all.")
 
-        return cast(
-            BinaryIO,
-            _DecompressedStream(
-                cast(BinaryIO, reader),
-                source=stream,
-                codec_name=self.name,
-                codec_errors=self._errors,
-                on_end=check_not_empty,
-            ),
+        return self._decompressed(
+            reader, source=stream, errors=self._errors, on_end=check_not_empty
         )
 
 
