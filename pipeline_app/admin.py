@@ -27,18 +27,7 @@ class PipelineAdmin(ReadOnlyAdmin):
     list_filter = ["state", "session__status"]
     search_fields = ["session__name", "session__id", "last_error"]
     ordering = ["-updated_at"]
-    fields = [
-        "session_name",
-        "session_link",
-        "state",
-        "session_status",
-        "chunks_waiting",
-        "chunks_stored",
-        "chunks_failed",
-        "backlog",
-        "last_error",
-        "updated_at",
-    ]
+    fields = list_display
     readonly_fields = fields
 
     @admin.display(description="session", ordering="session__name")

@@ -12,7 +12,6 @@ from chunks_app.storage.base import (
     InvalidKeyError,
     StoreUsage,
 )
-from chunks_app.storage.filesystem import FileSystemChunkStore
 
 SESSION_KEY = "3f2b8c1e-6d4a-4f7b-9a0e-2c5d8e1f4a7b"
 KEY = f"{SESSION_KEY}/000000000042.zst"
@@ -20,16 +19,6 @@ KEY = f"{SESSION_KEY}/000000000042.zst"
 
 class WriteInterrupted(Exception):
     pass
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return tmp_path / "chunks"
-
-
-@pytest.fixture
-def store(root: Path) -> FileSystemChunkStore:
-    return FileSystemChunkStore(root=root)
 
 
 def interrupted_content():

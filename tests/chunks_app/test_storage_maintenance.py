@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from chunks_app.storage.base import ChunkNotFoundError, InvalidKeyError
-from chunks_app.storage.filesystem import FileSystemChunkStore
 
 SESSION_KEY = "3f2b8c1e-6d4a-4f7b-9a0e-2c5d8e1f4a7b"
 KEY = f"{SESSION_KEY}/000000000042.zstd"
@@ -16,16 +15,6 @@ HOUR = 3600
 
 class WriteInterrupted(Exception):
     pass
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return tmp_path / "chunks"
-
-
-@pytest.fixture
-def store(root: Path) -> FileSystemChunkStore:
-    return FileSystemChunkStore(root=root)
 
 
 def interrupted_content():
