@@ -1,8 +1,22 @@
-"""JSON shapes of what the apps share: audit entries."""
+"""JSON shapes of what the apps share: audit entries, and datetimes as DRF writes them."""
 
+from datetime import datetime
+
+from django.utils import timezone
 from rest_framework import serializers
 
 from lucid.models import AuditEntry
+
+
+def iso_datetime(value: datetime | None) -> str | None:
+    """A datetime exactly as DRF's `DateTimeField` writes it: ISO 8601, `Z` for UTC.
+
+    For serializers that build their read shape directly because they answer the hottest routes.
+    """
+    if value is None:
+        return None
+    text = value.astimezone(timezone.get_current_timezone()).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):
