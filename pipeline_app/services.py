@@ -161,7 +161,10 @@ def chunk_process(*, chunk_id: uuid.UUID) -> str:
     stored_sha256 = chunk.sha256 if stored is raw else hashlib.sha256(stored).hexdigest()
     storage_key = f"{session.pk}/{chunk.sequence:012d}.{algorithm}"
     store = get_chunk_store()
-    store.put(storage_key, [stored])
+    if stored is raw:
+        store.put_from(storage_key, source=get_spool(), source_key=chunk.spool_key)
+    else:
+        store.put(storage_key, [stored])
     seconds = time.perf_counter() - started
     with atomic():
         finished = Chunk.objects.filter(pk=chunk.pk, status=ChunkStatus.PROCESSING).update(

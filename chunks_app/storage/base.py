@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 KEY_MAX_LENGTH = 200
+COPY_PIECE = 1024 * 1024
 _KEY_SEGMENT = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
 _KEY_PATTERN = re.compile(rf"{_KEY_SEGMENT}(?:/{_KEY_SEGMENT})*")
 
@@ -63,6 +64,15 @@ class ChunkStore(ABC):
     @abstractmethod
     def put(self, key: str, content: Iterable[bytes]) -> int:
         """Store `content` under `key` atomically and durably; return the bytes written."""
+
+    def put_from(self, key: str, *, source: ChunkStore, source_key: str) -> int:
+        """Store what `source` holds under `source_key` under `key`, as `put` would.
+
+        Both sides must never be changed in place (spooled and stored chunks never are): a
+        backend may then share the bytes instead of copying them.
+        """
+        with source.open(source_key) as content:
+            return self.put(key, iter(lambda: content.read(COPY_PIECE), b""))
 
     @abstractmethod
     def open(self, key: str) -> BinaryIO:

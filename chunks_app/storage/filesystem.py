@@ -31,6 +31,9 @@ from lucid.durable import fsync_directory
 _NO_SUCH_FILE = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 _FORBIDDEN = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+# Why a hard link may be refused where a copy would work: another filesystem, a filesystem
+# without links, the source's link count at its limit.
+_NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK})
 
 
 def _is_leftover_name(name: str) -> bool:
@@ -50,7 +53,7 @@ class FileSystemChunkStore(ChunkStore):
         if isinstance(content, bytes | bytearray | memoryview):
             content = [content]
         new_directories = self._make_directories(path.parent)
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        temporary = self._temporary_path(path)
         with self._os_errors("create", temporary):
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
@@ -63,6 +66,47 @@ class FileSystemChunkStore(ChunkStore):
             finally:
                 with self._os_errors("close", temporary):
                     os.close(fd)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(temporary)
+            raise
+        self._rename_into_place(temporary, path, new_directories)
+        return written
+
+    def put_from(self, key: str, *, source: ChunkStore, source_key: str) -> int:
+        """A hard link to the source file when both stores share a filesystem: no copy, and
+        no data to flush (the source's were); a copy otherwise."""
+        if not isinstance(source, FileSystemChunkStore):
+            return super().put_from(key, source=source, source_key=source_key)
+        origin = source._path(source_key)
+        path = self._path(key)
+        new_directories = self._make_directories(path.parent)
+        temporary = self._temporary_path(path)
+        try:
+            os.link(origin, temporary)
+        except _NO_SUCH_FILE:
+            raise ChunkNotFoundError(
+                f"Nothing is stored under {source_key!r} in {source.root}."
+            ) from None
+        except OSError as exc:
+            if exc.errno not in _NO_LINK:
+                raise self._error(exc, "link", temporary) from exc
+            return super().put_from(key, source=source, source_key=source_key)
+        # The link keeps the source's modification time; orphan cleanup must see a new file.
+        self._rename_into_place(temporary, path, new_directories, touch=True)
+        return os.stat(path).st_size
+
+    def _temporary_path(self, path: Path) -> Path:
+        return path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+
+    def _rename_into_place(
+        self, temporary: Path, path: Path, new_directories: list[Path], *, touch: bool = False
+    ) -> None:
+        """Rename the complete `temporary` to `path` and flush every directory that changed."""
+        try:
+            if touch:
+                with self._os_errors("touch", temporary):
+                    os.utime(temporary)
             with self._os_errors("rename into place", path):
                 os.replace(temporary, path)
         except BaseException:
@@ -72,7 +116,6 @@ class FileSystemChunkStore(ChunkStore):
         changed_directories = dict.fromkeys([path.parent, *(d.parent for d in new_directories)])
         for directory in changed_directories:
             self._fsync_directory(directory)
-        return written
 
     def open(self, key: str) -> BinaryIO:
         path = self._path(key)

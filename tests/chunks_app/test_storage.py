@@ -2,6 +2,8 @@
 
 import errno
 import os
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from chunks_app.storage.base import (
     InvalidKeyError,
     StoreUsage,
 )
+from chunks_app.storage.filesystem import FileSystemChunkStore
 
 SESSION_KEY = "3f2b8c1e-6d4a-4f7b-9a0e-2c5d8e1f4a7b"
 KEY = f"{SESSION_KEY}/000000000042.zst"
@@ -275,3 +278,42 @@ def test_put_flushes_the_file_and_every_changed_directory_to_disk(store, root, m
     assert Path(flushed[0]).parent == session_directory
     assert Path(flushed[0]).name.startswith(".000000000042.zst.")
     assert flushed[1:] == [str(session_directory), str(root), str(root.parent)]
+
+
+def test_put_from_links_the_source_file_on_the_same_filesystem(store, root, tmp_path):
+    spool = FileSystemChunkStore(root=tmp_path / "spool")
+    spool.put("spooled/chunk.raw", [b"raw bytes"])
+    an_hour_ago = time.time() - 3600
+    os.utime(spool.root / "spooled/chunk.raw", (an_hour_ago, an_hour_ago))
+
+    assert store.put_from(KEY, source=spool, source_key="spooled/chunk.raw") == 9
+
+    assert os.stat(root / KEY).st_ino == os.stat(spool.root / "spooled/chunk.raw").st_ino
+    assert store.modified_at(KEY) > an_hour_ago + 3000
+    spool.delete("spooled/chunk.raw")
+    assert (root / KEY).read_bytes() == b"raw bytes"
+    assert files_under(root) == [KEY]
+
+
+def test_put_from_copies_across_filesystems(store, root):
+    shared_memory = Path("/dev/shm")
+    if not shared_memory.is_dir() or os.stat(shared_memory).st_dev == os.stat(root.parent).st_dev:
+        pytest.skip("needs /dev/shm on another filesystem than the test's directory")
+    with tempfile.TemporaryDirectory(dir=shared_memory) as directory:
+        spool = FileSystemChunkStore(root=directory)
+        spool.put("spooled/chunk.raw", [b"x" * 3_000_000])
+
+        assert store.put_from(KEY, source=spool, source_key="spooled/chunk.raw") == 3_000_000
+
+        assert os.stat(root / KEY).st_dev != os.stat(spool.root / "spooled/chunk.raw").st_dev
+    assert (root / KEY).read_bytes() == b"x" * 3_000_000
+    assert files_under(root) == [KEY]
+
+
+def test_put_from_a_missing_source_raises_not_found_and_leaves_nothing(store, root, tmp_path):
+    spool = FileSystemChunkStore(root=tmp_path / "spool")
+
+    with pytest.raises(ChunkNotFoundError):
+        store.put_from(KEY, source=spool, source_key="spooled/gone.raw")
+
+    assert files_under(root) == []
