@@ -18,16 +18,17 @@ from chunks_app.spool import get_spool
 from chunks_app.storage import ChunkNotFoundError, StoreUsage, get_chunk_store
 from lucid.errors import NotFound
 from sessions_app.models import Session
+from sessions_app.selectors import SessionAccess
 
 READ_PIECE = 4 * 1024 * 1024
 STORAGE_USED_CACHE_KEY = "lucid:storage:used-bytes"
 
 
-def chunk_list(*, session: Session) -> QuerySet[Chunk]:
-    return Chunk.objects.filter(session=session)
+def chunk_list(*, session: Session | SessionAccess) -> QuerySet[Chunk]:
+    return Chunk.objects.filter(session_id=session.pk)
 
 
-def chunk_get(*, session: Session, sequence: int) -> Chunk:
+def chunk_get(*, session: Session | SessionAccess, sequence: int) -> Chunk:
     chunk = None
     if 0 <= sequence <= MAX_SEQUENCE:
         chunk = chunk_list(session=session).filter(sequence=sequence).first()

@@ -5,6 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.utils import timezone
 
 from chunks_app.choices import CompressionAlgorithm
@@ -15,12 +16,13 @@ from chunks_app.services import session_files_delete_on_commit, session_stream_s
 from chunks_app.spool import SessionStream
 from lucid.audit import audit_record
 from lucid.choices import AuditAction
-from lucid.db import atomic
+from lucid.db import atomic, on_commit
 from lucid.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from pipeline_app.services import pipeline_create
 from sessions_app import tallies
 from sessions_app.choices import IngestMode, SessionStatus
 from sessions_app.models import Session
+from sessions_app.selectors import session_access_cache_key
 from sessions_app.tallies import tally_apply
 
 MIB = 1024 * 1024
@@ -176,6 +178,8 @@ def session_delete(*, session: Session) -> None:
             )
         tally_apply(session_id=None, tally=tallies.session_removed(session=session))
         session_files_delete_on_commit(session_id=session.pk)
+        access_cache_key = session_access_cache_key(session.pk)
+        on_commit(lambda: cache.delete(access_cache_key))
         audit_record(
             action=AuditAction.SESSION_DELETED,
             session_id=session.pk,

@@ -1,5 +1,6 @@
 """JSON shapes of chunks, stream appends and manifests."""
 
+from django.utils import timezone
 from rest_framework import serializers
 
 from chunks_app.models import Chunk
@@ -30,6 +31,7 @@ class ChunkSerializer(serializers.ModelSerializer):
     def to_representation(self, chunk: Chunk) -> dict:
         """The fields above, built directly: DRF's per-field dispatch costs a chunk list page
         (50 rows) several times the database's work. Tests hold it equal to DRF's own output."""
+        zone = timezone.get_current_timezone()
         return {
             "sequence": chunk.sequence,
             "size": chunk.size,
@@ -39,8 +41,8 @@ class ChunkSerializer(serializers.ModelSerializer):
             "sha256": chunk.sha256,
             "status": chunk.status,
             "error": chunk.error,
-            "created_at": iso_datetime(chunk.created_at),
-            "stored_at": iso_datetime(chunk.stored_at),
+            "created_at": iso_datetime(chunk.created_at, zone),
+            "stored_at": iso_datetime(chunk.stored_at, zone),
         }
 
 

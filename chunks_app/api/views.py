@@ -24,7 +24,7 @@ from lucid.errors import ApplicationError
 from lucid.http.digest import parse_content_digest
 from lucid.http.downloads import accepts_encoding, byte_response, encoded_response
 from sessions_app.models import Session
-from sessions_app.selectors import session_get
+from sessions_app.selectors import SessionAccess, session_access_get, session_get
 
 BINARY_BODY = {"application/octet-stream": OpenApiTypes.BINARY}
 SEQUENCE = OpenApiParameter(
@@ -67,6 +67,12 @@ class SessionScopedMixin:
             self.check_object_permissions(self.request, self._session)
         return self._session
 
+    def get_session_access(self) -> SessionAccess:
+        """Only the session's id and owner, usually from the cache: for reads of its chunks."""
+        access = session_access_get(session_id=self.kwargs["session_id"])
+        self.check_object_permissions(self.request, access)
+        return access
+
 
 @extend_schema(
     summary="List a session's chunks by sequence",
@@ -86,7 +92,7 @@ class ChunkListView(SessionScopedMixin, generics.ListAPIView):
         if getattr(self, "swagger_fake_view", False):
             return Chunk.objects.none()
         columns = [name for name in ChunkSerializer.Meta.fields if name != "compression_ratio"]
-        return selectors.chunk_list(session=self.get_session()).only(*columns)
+        return selectors.chunk_list(session=self.get_session_access()).only(*columns)
 
 
 class ChunkDetailView(SessionScopedMixin, APIView):
@@ -100,7 +106,7 @@ class ChunkDetailView(SessionScopedMixin, APIView):
         responses={200: ChunkSerializer, **error_responses(404)},
     )
     def get(self, request: Request, session_id: str, sequence: str) -> Response:
-        chunk = selectors.chunk_get(session=self.get_session(), sequence=int(sequence))
+        chunk = selectors.chunk_get(session=self.get_session_access(), sequence=int(sequence))
         return Response(ChunkSerializer(chunk).data)
 
     @extend_schema(

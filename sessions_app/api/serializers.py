@@ -1,5 +1,6 @@
 """JSON shapes of recording sessions."""
 
+from django.utils import timezone
 from rest_framework import serializers
 
 from lucid.api.serializers import iso_datetime
@@ -61,6 +62,7 @@ class SessionSerializer(serializers.ModelSerializer):
     def to_representation(self, session: Session) -> dict:
         """The fields above, built directly: building DRF's fields for each response costs more
         than the session's query. Tests hold it equal to DRF's own output."""
+        zone = timezone.get_current_timezone()
         return {
             "id": str(session.id),
             "name": session.name,
@@ -73,10 +75,10 @@ class SessionSerializer(serializers.ModelSerializer):
             "compression_level": session.compression_level,
             "retention_days": session.retention_days,
             "legal_hold": session.legal_hold,
-            "created_at": iso_datetime(session.created_at),
-            "updated_at": iso_datetime(session.updated_at),
-            "started_at": iso_datetime(session.started_at),
-            "stopped_at": iso_datetime(session.stopped_at),
+            "created_at": iso_datetime(session.created_at, zone),
+            "updated_at": iso_datetime(session.updated_at, zone),
+            "started_at": iso_datetime(session.started_at, zone),
+            "stopped_at": iso_datetime(session.stopped_at, zone),
             "chunk_count": session.chunk_count,
             "size": session.size,
             "compressed_size": session.compressed_size,

@@ -6,6 +6,8 @@ import subprocess
 import time
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django_redis import get_redis_connection
 
 from tests.chunks_app.helpers import KIB, put_chunk, random_bytes, wait_until_settled
@@ -103,3 +105,23 @@ def test_api_answers_correctly_after_redis_stops(api_client, user, own_redis):
     health = api_client.get("/health")
     assert health.status_code == 200
     assert health.json()["checks"]["cache"] != "ok"
+
+
+def test_session_lookups_of_chunk_reads_are_cached_and_dropped_on_delete(
+    api_client, user, own_redis
+):
+    session = SessionFactory(owner=user, status="recording", chunk_size=64 * KIB)
+    chunks = f"/api/v1/sessions/{session.id}/chunks"
+    with CaptureQueriesContext(connection) as cold:
+        assert api_client.get(chunks).status_code == 200
+    redis = get_redis_connection("default")
+    assert any(str(session.id).encode() in key for key in redis.keys("*session-access*"))
+
+    with CaptureQueriesContext(connection) as warm:
+        assert api_client.get(chunks).status_code == 200
+    assert any("sessions_app_session" in query["sql"] for query in cold)
+    assert not any("sessions_app_session" in query["sql"] for query in warm)
+
+    assert api_client.delete(f"/api/v1/sessions/{session.id}").status_code == 204
+    assert not redis.keys("*session-access*")
+    assert api_client.get(chunks).status_code == 404

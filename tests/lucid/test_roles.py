@@ -159,3 +159,13 @@ def test_a_user_in_no_role_gets_403_with_advice():
 
     assert response.status_code == 403
     assert "role" in response.json()["message"]
+
+
+def test_a_cached_session_lookup_still_keeps_other_recorders_out(api_client):
+    client, _ = _client_for("recorder")
+    session = SessionFactory(owner=UserFactory(username="theirs", roles=["recorder"]))
+    assert api_client.get(f"/api/v1/sessions/{session.id}/chunks").status_code == 200
+
+    for path in ("chunks", "chunks/0"):
+        response = client.get(f"/api/v1/sessions/{session.id}/{path}")
+        assert response.status_code == 403, response.content
