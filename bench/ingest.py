@@ -1,8 +1,8 @@
 """Ingest benchmark: Lucid's HTTP chunk ingest and download against this machine's raw limits.
 
 Run from the repository root:
-`.venv/bin/python -m bench.ingest [--chunks N] [--chunk-mib 10] [--port P] [--workers W]
-[--worker-concurrency C] [--keep]`
+`.venv/bin/python -m bench.ingest [--chunks N] [--chunk-mib 10] [--rounds 3] [--port P]
+[--workers W] [--worker-concurrency C] [--keep]`
 
 For two kinds of seeded data, screen-like frames (an RDP desktop: flat windows, text, one photo;
 zstd level 6 shrinks them to about a tenth) and random bytes (incompressible), it measures:
@@ -13,7 +13,9 @@ zstd level 6 shrinks them to about a tenth) and random bytes (incompressible), i
     processes when CELERY_BROKER_URL is set) receives every chunk by `PUT .../chunks/{sequence}`
     from 2 client threads; the clock runs from the first PUT until the pipeline reports every
     chunk stored. An "ack" is one PUT's latency up to its 201: the moment a recorder may forget
-    the chunk;
+    the chunk. (a) and (b) run back to back, in --rounds rounds (3): the table shows their
+    medians, and b/a is the median of each round's own ratio, so that a machine whose speed
+    drifts during the run (a shared virtual machine's does) still compares like with like;
 (c) our download: every chunk fetched back by `GET .../download` on one connection, against a
     read of the same bytes from plain files (opened unbuffered). Both fill one preallocated buffer
     of chunk size by `readinto` in 4 MiB pieces from a warm page cache, so that they differ in
@@ -49,6 +51,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -765,6 +768,7 @@ class KindResult:
     kind: str
     raw_limit: float
     ingest: float
+    ingest_ratios: list[float]
     ack_p50_ms: float
     ack_p99_ms: float
     download: float
@@ -784,23 +788,47 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def measure_kind(
-    kind: str, chunks: list[bytes], *, port: int, token: str, workdir: Path
-) -> KindResult:
-    digests = [hashlib.sha256(chunk).digest() for chunk in chunks]
-    raw_size = sum(map(len, chunks))
-    progress(f"{kind}: (a) raw limit")
-    raw_limit = measure_raw_limit(chunks, workdir / "raw-limit" / kind)
-    buffer = preallocated_buffer(len(chunks[0]))
-    plain_read = measure_plain_read(write_plain_files(chunks, workdir / "plain" / kind), buffer)
+def measure_ingest_round(
+    kind: str, chunks: list[bytes], digests: list[bytes], *, port: int, token: str, directory: Path
+) -> tuple[RawLimit, float, list[float], str]:
+    """(a) then (b) on the same chunks, back to back; returns (a), (b) MB/s, acks, the session."""
+    raw_limit = measure_raw_limit(chunks, directory)
     client = ApiClient(port, token)
     try:
         session_id = start_recording_session(client, kind, len(chunks[0]))
-        progress(f"{kind}: (b) ingest into session {session_id}")
         started = time.perf_counter()
         acks = upload_chunks(port, token, session_id, chunks, digests)
         wait_until_stored(client, session_id, len(chunks))
         ingest_seconds = time.perf_counter() - started
+    finally:
+        client.close()
+    return raw_limit, megabytes_per_second(sum(map(len, chunks)), ingest_seconds), acks, session_id
+
+
+def measure_kind(
+    kind: str, chunks: list[bytes], *, port: int, token: str, workdir: Path, rounds: int
+) -> KindResult:
+    digests = [hashlib.sha256(chunk).digest() for chunk in chunks]
+    raw_limits: list[float] = []
+    ingests: list[float] = []
+    acks: list[float] = []
+    for round_number in range(1, rounds + 1):
+        progress(f"{kind}: round {round_number} of {rounds}: (a) raw limit, then (b) ingest")
+        raw_limit, ingest, round_acks, session_id = measure_ingest_round(
+            kind,
+            chunks,
+            digests,
+            port=port,
+            token=token,
+            directory=workdir / "raw-limit" / kind / str(round_number),
+        )
+        raw_limits.append(raw_limit.megabytes_per_second)
+        ingests.append(ingest)
+        acks += round_acks
+    buffer = preallocated_buffer(len(chunks[0]))
+    plain_read = measure_plain_read(write_plain_files(chunks, workdir / "plain" / kind), buffer)
+    client = ApiClient(port, token)
+    try:
         progress(f"{kind}: (c) download")
         download = measure_download(client, session_id, digests, buffer, accept_zstd=False)
         progress(f"{kind}: (c2) zstd passthrough")
@@ -809,8 +837,9 @@ def measure_kind(
         client.close()
     return KindResult(
         kind=kind,
-        raw_limit=raw_limit.megabytes_per_second,
-        ingest=megabytes_per_second(raw_size, ingest_seconds),
+        raw_limit=statistics.median(raw_limits),
+        ingest=statistics.median(ingests),
+        ingest_ratios=[b / a for a, b in zip(raw_limits, ingests, strict=True)],
         ack_p50_ms=percentile(acks, 0.50) * 1000,
         ack_p99_ms=percentile(acks, 0.99) * 1000,
         download=download.megabytes_per_second,
@@ -826,7 +855,7 @@ def measure_kind(
 COLUMNS: list[tuple[str, Callable[[KindResult], str]]] = [
     ("(a) zstd6+sha256+fsync MB/s", lambda result: f"{result.raw_limit:.1f}"),
     ("(b) ingest MB/s", lambda result: f"{result.ingest:.1f}"),
-    ("b/a", lambda result: f"{result.ingest / result.raw_limit:.2f}"),
+    ("b/a", lambda result: f"{statistics.median(result.ingest_ratios):.2f}"),
     ("ack p50 ms", lambda result: f"{result.ack_p50_ms:.1f}"),
     ("ack p99 ms", lambda result: f"{result.ack_p99_ms:.1f}"),
     ("(c) download MB/s", lambda result: f"{result.download:.1f}"),
@@ -859,6 +888,11 @@ def print_report(
         f"{result.kind} {result.passthrough_zstd_chunks} of {options.chunks}" for result in results
     )
     print(f"(c2) chunks sent as Content-Encoding: zstd: {passed_through}")
+    per_round = "; ".join(
+        f"{result.kind} " + " ".join(f"{ratio:.2f}" for ratio in result.ingest_ratios)
+        for result in results
+    )
+    print(f"b/a of each round ((a) and (b) back to back; the table shows the median): {per_round}")
     broker = "yes, one Celery worker" if worker_memory is not None else "no, tasks in-process"
     print(
         f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python"
@@ -868,7 +902,8 @@ def print_report(
     if worker_memory is not None:
         celery = f", Celery worker concurrency {options.worker_concurrency}"
     print(
-        f"run: {options.chunks} chunks of {options.chunk_mib} MiB per kind,"
+        f"run: {options.rounds} rounds of {options.chunks} chunks of {options.chunk_mib} MiB"
+        " per kind,"
         f" {options.workers} gunicorn workers{celery}, {CLIENT_THREADS} client threads"
     )
     if worker_memory is not None:
@@ -889,6 +924,9 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=summary)
     parser.add_argument("--chunks", type=int, default=24, help="chunks per data kind")
     parser.add_argument("--chunk-mib", type=int, default=10, help="chunk size in MiB")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="(a)+(b) rounds per kind; medians are reported"
+    )
     parser.add_argument("--port", type=int, default=0, help="service port (default: a free one)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument(
@@ -917,7 +955,16 @@ def run(
     for kind, make_chunks in DATA_KINDS.items():
         progress(f"{kind}: generating {options.chunks} chunks of {options.chunk_mib} MiB")
         chunks = make_chunks(options.chunks, chunk_size, SEED)
-        results.append(measure_kind(kind, chunks, port=service.port, token=token, workdir=workdir))
+        results.append(
+            measure_kind(
+                kind,
+                chunks,
+                port=service.port,
+                token=token,
+                workdir=workdir,
+                rounds=options.rounds,
+            )
+        )
     worker_memory = None
     if service.celery_worker is not None:
         peak = process_tree_resident_bytes(service.celery_worker.pid, "VmHWM")
