@@ -207,7 +207,7 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAuthenticated",
         "lucid.api.permissions.RolePermission",
     ],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["lucid.api.filters.FilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "lucid.api.pagination.KeysetPagination",
     "PAGE_SIZE": LUCID_PAGE_SIZE,
     "EXCEPTION_HANDLER": "lucid.api.exceptions.exception_handler",

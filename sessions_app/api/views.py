@@ -1,6 +1,5 @@
 """HTTP endpoints of recording sessions and their recording control."""
 
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import filters, mixins, status, viewsets
 from rest_framework.decorators import action
@@ -8,6 +7,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from lucid.api.filters import FilterBackend
 from lucid.api.schema import error_responses
 from lucid.roles import governs_retention
 from sessions_app import services
@@ -63,7 +63,7 @@ class SessionViewSet(
     """Recording sessions: CRUD and the start / pause / resume / stop control actions."""
 
     serializer_class = SessionSerializer
-    filter_backends = [DjangoFilterBackend, filters.SearchFilter, filters.OrderingFilter]
+    filter_backends = [FilterBackend, filters.SearchFilter, filters.OrderingFilter]
     filterset_class = SessionFilterSet
     search_fields = ["name", "host"]
     ordering_fields = ["created_at", "name", "size"]

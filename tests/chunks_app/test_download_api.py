@@ -149,8 +149,14 @@ def test_chunk_list_is_ordered_by_sequence_and_filters_by_status(api_client, rec
     rest = api_client.get(listed["next"]).json()
     failed = api_client.get(f"/api/v1/sessions/{recording.id}/chunks?status=failed").json()
 
+    stored = api_client.get(f"/api/v1/sessions/{recording.id}/chunks?status=stored").json()
+    unknown = api_client.get(f"/api/v1/sessions/{recording.id}/chunks?status=flying")
+
     assert [c["sequence"] for c in listed["results"] + rest["results"]] == [0, 1, 2]
     assert failed["results"] == []
+    assert [c["sequence"] for c in stored["results"]] == [0, 1, 2]
+    assert unknown.status_code == 400
+    assert "status" in unknown.json()["fields"]
 
 
 def test_recording_ranges_cross_chunk_borders(api_client, recording):
