@@ -90,15 +90,6 @@ def spool_key_is_raw(key: str) -> bool:
     return key.endswith(RAW_SUFFIX)
 
 
-def spool_read(key: str) -> bytes:
-    """A spooled chunk's raw bytes whole, unpacked in one call; `ChunkNotFoundError` if gone."""
-    with get_spool().open(key) as spooled:
-        content = spooled.read()
-    if spool_key_is_raw(key):
-        return content
-    return get_codec(CompressionAlgorithm.LZ4).decompress(content)
-
-
 def spool_open(key: str) -> BinaryIO:
     """A spooled chunk's raw bytes, unpacked if it was packed; `ChunkNotFoundError` if gone."""
     spooled = get_spool().open(key)

@@ -12,7 +12,7 @@ from django.utils import timezone
 from chunks_app.choices import ChunkStatus, CompressionAlgorithm
 from chunks_app.codecs import CodecDataError, get_codec
 from chunks_app.models import Chunk
-from chunks_app.spool import get_spool, spool_key_is_raw, spool_read
+from chunks_app.spool import get_spool, spool_key_is_raw, spool_open
 from chunks_app.storage import ChunkNotFoundError, get_chunk_store
 from lucid.audit import audit_record
 from lucid.choices import AuditAction
@@ -130,7 +130,8 @@ def _read_spooled(chunk: Chunk) -> bytes | None:
     content by `verify` once stored (hashing it again here would cost the pipeline a tenth).
     """
     try:
-        raw = spool_read(chunk.spool_key)
+        with spool_open(chunk.spool_key) as spooled:
+            raw = spooled.read()
     except ChunkNotFoundError:
         if not Chunk.objects.filter(pk=chunk.pk, status=ChunkStatus.PROCESSING).exists():
             return None

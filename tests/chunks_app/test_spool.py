@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from chunks_app.spool import get_spool, spool_key_is_raw, spool_open, spool_read, spool_upload
+from chunks_app.spool import get_spool, spool_key_is_raw, spool_open, spool_upload
 from tests.chunks_app.helpers import random_bytes, screen_like
 
 SESSION_ID = uuid.UUID("3f2b8c1e-6d4a-4f7b-9a0e-2c5d8e1f4a7b")
@@ -50,12 +50,3 @@ def test_a_failing_upload_leaves_nothing_in_the_spool(storage_paths):
 
     assert list(get_spool().keys()) == []
     assert get_spool().leftovers(older_than=float("inf")) == []
-
-
-@pytest.mark.parametrize(
-    "data", [screen_like(200_000), random_bytes(200_000)], ids=["packed", "raw"]
-)
-def test_spool_read_gives_the_raw_bytes_whole(storage_paths, data):
-    key, _ = spool_upload(session_id=SESSION_ID, chunk_id=uuid.uuid4(), pieces=[data])
-
-    assert spool_read(key) == data
