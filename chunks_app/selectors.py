@@ -14,7 +14,7 @@ from chunks_app.choices import ChunkStatus
 from chunks_app.codecs import get_codec
 from chunks_app.merkle import merkle_root
 from chunks_app.models import MAX_SEQUENCE, Chunk
-from chunks_app.spool import spool_open
+from chunks_app.spool import get_spool
 from chunks_app.storage import ChunkNotFoundError, StoreUsage, get_chunk_store
 from lucid.errors import NotFound
 from sessions_app.models import Session
@@ -48,7 +48,7 @@ def _open_raw(chunk: Chunk) -> BinaryIO:
     """The chunk's raw bytes: decompressed from the store, or from the spool until stored."""
     if chunk.status != ChunkStatus.STORED:
         try:
-            return spool_open(chunk.spool_key)
+            return get_spool().open(chunk.spool_key)
         except ChunkNotFoundError:
             chunk.refresh_from_db()
             if chunk.status != ChunkStatus.STORED:

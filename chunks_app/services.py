@@ -10,7 +10,7 @@ from django.db import IntegrityError
 from django.db.models import Q
 
 from chunks_app.models import MAX_SEQUENCE, Chunk
-from chunks_app.spool import Segment, SessionStream, get_spool, spool_upload
+from chunks_app.spool import Segment, SessionStream, get_spool, upload_spool_key
 from chunks_app.storage import get_chunk_store
 from lucid.db import atomic_retried, on_commit
 from lucid.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
@@ -137,10 +137,9 @@ def chunk_ingest(
         return _same_or_conflict(existing=existing, size=size, sha256=hasher.hexdigest()), False
 
     chunk = Chunk(id=uuid.uuid4(), session=session, sequence=sequence)
-    chunk.spool_key, chunk.size = spool_upload(
-        session_id=session.pk, chunk_id=chunk.id, pieces=pieces
-    )
+    chunk.spool_key = upload_spool_key(session_id=session.pk, chunk_id=chunk.id)
     spool = get_spool()
+    chunk.size = spool.put(chunk.spool_key, pieces)
     chunk.sha256 = hasher.hexdigest()
     try:
         _check_digest(hasher=hasher, expected=expected_sha256)

@@ -1,101 +1,34 @@
-"""The spool: received bytes, fsynced, waiting under LUCID_STORAGE_PATH until stored.
+"""The spool: received raw bytes, fsynced, waiting under LUCID_STORAGE_PATH until stored.
 
-Uploaded chunks are spooled whole under a name made of the chunk's id: as one LZ4 frame
-(`.lz4`) when they shrink, as they are (`.raw`) otherwise. A session's byte stream is spooled as
-raw segment files of exactly `chunk_size` bytes, named by sequence: a segment that fills up
-becomes that chunk's spool file as it is, and the last one is sealed at stop.
+Uploaded chunks are spooled whole under a name made of the chunk's id. A session's byte stream
+is spooled as segment files of exactly `chunk_size` bytes, named by sequence: a segment that
+fills up becomes that chunk's spool file as it is, and the last one is sealed at stop.
 """
 
 import fcntl
 import hashlib
-import itertools
 import os
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
-import lz4.block
-import lz4.frame
 from django.conf import settings
 
-from chunks_app.choices import CompressionAlgorithm
-from chunks_app.codecs import get_codec
 from chunks_app.storage import ChunkStoreError
 from chunks_app.storage.filesystem import FileSystemChunkStore
 from lucid.durable import fsync_directory
 
 HASH_PIECE = 1024 * 1024
-RAW_SUFFIX = ".raw"
-PACKED_SUFFIX = ".lz4"
-# An upload is packed when LZ4 shrinks the start of its first piece below this share.
-PACKING_PROBE = 64 * 1024
-PACKING_MAX_RATIO = 0.9
 
 
 def get_spool() -> FileSystemChunkStore:
     return FileSystemChunkStore(root=Path(settings.LUCID_STORAGE_PATH) / "spool")
 
 
-class _Counted:
-    """Pieces passed through, their total length counted."""
-
-    def __init__(self, pieces: Iterable[bytes]) -> None:
-        self.pieces = pieces
-        self.size = 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        for piece in self.pieces:
-            self.size += len(piece)
-            yield piece
-
-
-def _shrinks(piece: bytes) -> bool:
-    probe = piece[:PACKING_PROBE]
-    return bool(probe) and len(lz4.block.compress(probe, store_size=False)) < (
-        PACKING_MAX_RATIO * len(probe)
-    )
-
-
-def _lz4_frame(pieces: Iterable[bytes]) -> Iterator[bytes]:
-    compressor = lz4.frame.LZ4FrameCompressor(content_checksum=True)
-    yield compressor.begin()
-    for piece in pieces:
-        yield compressor.compress(piece)
-    yield compressor.flush()
-
-
-def spool_upload(
-    *, session_id: uuid.UUID, chunk_id: uuid.UUID, pieces: Iterable[bytes]
-) -> tuple[str, int]:
-    """Spool an uploaded chunk durably; returns its spool key and its raw size.
-
-    Packing costs a few milliseconds of CPU and spares most of the write and fsync that the
-    upload's acknowledgement waits for (a fifth of a screen-like chunk is left). Bytes that don't
-    shrink stay raw, so that the chunk store can link them instead of copying.
-    """
-    pieces = iter(pieces)
-    first = next(pieces, b"")
-    packed = _shrinks(first)
-    key = f"{session_id}/{chunk_id}{PACKED_SUFFIX if packed else RAW_SUFFIX}"
-    counted = _Counted(itertools.chain([first], pieces))
-    get_spool().put(key, _lz4_frame(counted) if packed else counted)
-    return key, counted.size
-
-
-def spool_key_is_raw(key: str) -> bool:
-    """Whether the spool file holds the chunk's bytes as they are (not packed)."""
-    return key.endswith(RAW_SUFFIX)
-
-
-def spool_open(key: str) -> BinaryIO:
-    """A spooled chunk's raw bytes, unpacked if it was packed; `ChunkNotFoundError` if gone."""
-    spooled = get_spool().open(key)
-    if spool_key_is_raw(key):
-        return spooled
-    return get_codec(CompressionAlgorithm.LZ4).open_decompressed(spooled)
+def upload_spool_key(*, session_id: uuid.UUID, chunk_id: uuid.UUID) -> str:
+    return f"{session_id}/{chunk_id}.raw"
 
 
 @dataclass(frozen=True)

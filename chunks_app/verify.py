@@ -14,7 +14,7 @@ from chunks_app.choices import ChunkStatus
 from chunks_app.codecs import CodecError, get_codec
 from chunks_app.merkle import merkle_root
 from chunks_app.models import Chunk
-from chunks_app.spool import spool_open
+from chunks_app.spool import get_spool
 from chunks_app.storage import ChunkNotFoundError, ChunkStoreError, get_chunk_store
 from lucid.errors import NotFound
 from lucid.progress import Progress
@@ -62,7 +62,7 @@ def _chunk_problems(chunk: Chunk) -> Iterator[str]:
             return
         raw = get_codec(chunk.algorithm).open_decompressed(store.open(key))
     else:
-        raw = spool_open(chunk.spool_key)
+        raw = get_spool().open(chunk.spool_key)
     raw_sha256, size = _sha256_of(raw)
     if size != chunk.size or raw_sha256 != chunk.sha256:
         yield f"raw bytes do not match the chunk's sha256 and size ({size} of {chunk.size} bytes)"

@@ -10,9 +10,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from chunks_app.choices import ChunkStatus, CompressionAlgorithm
-from chunks_app.codecs import CodecDataError, get_codec
+from chunks_app.codecs import get_codec
 from chunks_app.models import Chunk
-from chunks_app.spool import get_spool, spool_key_is_raw, spool_open
+from chunks_app.spool import get_spool
 from chunks_app.storage import ChunkNotFoundError, get_chunk_store
 from lucid.audit import audit_record
 from lucid.choices import AuditAction
@@ -130,17 +130,12 @@ def _read_spooled(chunk: Chunk) -> bytes | None:
     content by `verify` once stored (hashing it again here would cost the pipeline a tenth).
     """
     try:
-        with spool_open(chunk.spool_key) as spooled:
+        with get_spool().open(chunk.spool_key) as spooled:
             raw = spooled.read()
     except ChunkNotFoundError:
         if not Chunk.objects.filter(pk=chunk.pk, status=ChunkStatus.PROCESSING).exists():
             return None
         raise ChunkDamaged(f"The spooled bytes of chunk {chunk.sequence} are missing.") from None
-    except CodecDataError as error:
-        raise ChunkDamaged(
-            f"The spooled bytes of chunk {chunk.sequence} are damaged ({error}); ask the "
-            "recorder to upload it again."
-        ) from error
     if len(raw) != chunk.size:
         raise ChunkDamaged(
             f"The spooled bytes of chunk {chunk.sequence} are {len(raw)} bytes, not "
@@ -166,7 +161,7 @@ def chunk_process(*, chunk_id: uuid.UUID) -> str:
     stored_sha256 = chunk.sha256 if stored is raw else hashlib.sha256(stored).hexdigest()
     storage_key = f"{session.pk}/{chunk.sequence:012d}.{algorithm}"
     store = get_chunk_store()
-    if stored is raw and spool_key_is_raw(chunk.spool_key):
+    if stored is raw:
         store.put_from(storage_key, source=get_spool(), source_key=chunk.spool_key)
     else:
         store.put(storage_key, [stored])

@@ -56,7 +56,7 @@ from chunks_app.choices import ChunkStatus, CompressionAlgorithm
 from chunks_app.codecs import CodecError, get_codec
 from chunks_app.merkle import merkle_root
 from chunks_app.models import Chunk
-from chunks_app.spool import SessionStream, get_spool, spool_open
+from chunks_app.spool import SessionStream, get_spool
 from chunks_app.storage import ChunkNotFoundError, ChunkStore, ChunkStoreError, get_chunk_store
 from lucid.audit import audit_record
 from lucid.choices import AuditAction
@@ -495,7 +495,7 @@ def _chunk_source(chunk: Chunk) -> tuple[BinaryIO, str, int, str]:
     if chunk.status != ChunkStatus.STORED:
         try:
             return (
-                spool_open(chunk.spool_key),
+                get_spool().open(chunk.spool_key),
                 CompressionAlgorithm.NONE,
                 chunk.size,
                 chunk.sha256,

@@ -151,16 +151,9 @@ def test_storage_failure_marks_the_chunk_failed_after_retries(
     assert body_of(download(api_client, recording, 0)) == body
 
 
-@pytest.mark.parametrize(
-    ("body", "error"),
-    [(screen_like(3000), "are damaged"), (random_bytes(3000), "9 bytes, not 3000")],
-    ids=["packed", "raw"],
-)
-def test_damaged_spool_marks_the_chunk_failed_at_once(
-    api_client, recording, storage_paths, body, error
-):
+def test_damaged_spool_marks_the_chunk_failed_at_once(api_client, recording, storage_paths):
     _pipeline(api_client, recording, "pause")
-    put_chunk(api_client, recording, 0, body)
+    put_chunk(api_client, recording, 0, screen_like(3000))
     chunk = Chunk.objects.get()
     (storage_paths.LUCID_STORAGE_PATH / "spool" / chunk.spool_key).write_bytes(b"cut short")
 
@@ -169,7 +162,7 @@ def test_damaged_spool_marks_the_chunk_failed_at_once(
     (chunk,) = wait_until_settled(recording)
     assert chunk.status == "failed"
     assert chunk.attempts == 1
-    assert error in chunk.error
+    assert "9 bytes, not 3000" in chunk.error
 
 
 def test_delete_removes_every_file_of_the_session(api_client, recording, storage_paths):
