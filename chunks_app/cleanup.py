@@ -16,12 +16,11 @@ from itertools import groupby
 from typing import TypeVar
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import DatabaseError
 
 from chunks_app.choices import ChunkStatus
 from chunks_app.models import Chunk
-from chunks_app.selectors import STORAGE_USED_CACHE_KEY
+from chunks_app.selectors import storage_usage_changed
 from chunks_app.spool import SessionStream, get_spool
 from chunks_app.storage import ChunkNotFoundError, ChunkStore, ChunkStoreError, get_chunk_store
 from lucid.db import atomic
@@ -332,5 +331,5 @@ def orphans_clean(
             if marked := chunk_mark_lost(lost=lost):
                 done.lost_chunks.append(marked)
     if done.files or done.leftovers:
-        cache.delete(STORAGE_USED_CACHE_KEY)
+        storage_usage_changed()
     return done

@@ -1,6 +1,8 @@
 """Reads of chunks: listing, the raw bytes of one chunk or a whole recording, the manifest."""
 
 import io
+import logging
+import threading
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -15,13 +17,22 @@ from chunks_app.codecs import get_codec
 from chunks_app.merkle import merkle_root
 from chunks_app.models import MAX_SEQUENCE, Chunk
 from chunks_app.spool import get_spool
-from chunks_app.storage import ChunkNotFoundError, StoreUsage, get_chunk_store
+from chunks_app.storage import (
+    ChunkNotFoundError,
+    ChunkStore,
+    ChunkStoreError,
+    StoreUsage,
+    get_chunk_store,
+)
 from lucid.errors import NotFound
 from sessions_app.models import Session
 from sessions_app.selectors import SessionAccess
 
 READ_PIECE = 4 * 1024 * 1024
+logger = logging.getLogger(__name__)
+
 STORAGE_USED_CACHE_KEY = "lucid:storage:used-bytes"
+STORAGE_USED_FRESH_CACHE_KEY = "lucid:storage:used-bytes:fresh"
 
 
 def chunk_list(*, session: Session | SessionAccess) -> QuerySet[Chunk]:
@@ -133,9 +144,39 @@ def session_manifest(*, session: Session) -> dict:
 
 
 def storage_usage() -> StoreUsage:
-    """The chunk store's used and free bytes; the used bytes (a walk) come from the cache."""
+    """The chunk store's used and free bytes; free bytes are read live, used bytes (a walk of
+    the whole store: seconds at millions of files) come from the cache.
+
+    Only the first reading waits for a walk. Once the reading is older than
+    LUCID_STORAGE_USAGE_CACHE_SECONDS, or `storage_usage_changed` was called, the next caller
+    starts a walk in a background thread (one per cache) and every caller gets the last reading
+    until it is done.
+    """
     store = get_chunk_store()
-    used = cache.get_or_set(
-        STORAGE_USED_CACHE_KEY, store.used_bytes, timeout=settings.LUCID_STORAGE_USAGE_CACHE_SECONDS
-    )
+    used = cache.get(STORAGE_USED_CACHE_KEY)
+    if used is None:
+        used = _storage_used_measure(store)
+    elif cache.add(STORAGE_USED_FRESH_CACHE_KEY, True, settings.LUCID_STORAGE_USAGE_CACHE_SECONDS):
+        threading.Thread(
+            target=_storage_used_refresh, args=(store,), name="storage-usage", daemon=True
+        ).start()
     return StoreUsage(path=store.location, used_bytes=used, free_bytes=store.free_bytes())
+
+
+def _storage_used_measure(store: ChunkStore) -> int:
+    used = store.used_bytes()
+    cache.set(STORAGE_USED_CACHE_KEY, used, timeout=None)
+    cache.set(STORAGE_USED_FRESH_CACHE_KEY, True, settings.LUCID_STORAGE_USAGE_CACHE_SECONDS)
+    return used
+
+
+def _storage_used_refresh(store: ChunkStore) -> None:
+    try:
+        _storage_used_measure(store)
+    except ChunkStoreError as error:
+        logger.warning("storage usage: the walk of %s failed: %s", store.location, error)
+
+
+def storage_usage_changed() -> None:
+    """Files were removed or added outside the pipeline: the next reading starts a new walk."""
+    cache.delete(STORAGE_USED_FRESH_CACHE_KEY)

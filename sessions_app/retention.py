@@ -14,7 +14,6 @@ from enum import StrEnum
 from pathlib import Path
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db.models.functions import Coalesce
 
 from chunks_app.cleanup import (
@@ -26,7 +25,7 @@ from chunks_app.cleanup import (
     tracked,
 )
 from chunks_app.models import Chunk
-from chunks_app.selectors import STORAGE_USED_CACHE_KEY
+from chunks_app.selectors import storage_usage_changed
 from chunks_app.storage import get_chunk_store
 from lucid.audit import audit_record
 from lucid.choices import AuditAction
@@ -341,7 +340,7 @@ def retention_apply(
             else:
                 report.stopped.append(candidate)
     if report.removed:
-        cache.delete(STORAGE_USED_CACHE_KEY)
+        storage_usage_changed()
     return report
 
 
