@@ -4,6 +4,7 @@ A request's user and address come from the request being served (set by `AuditMi
 commands and tasks name themselves with `audit_actor("command:cleanup")`.
 """
 
+import ipaddress
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from typing import Any
 from django.contrib.auth.signals import user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
+from rest_framework.throttling import BaseThrottle
 
 from lucid.choices import AuditAction
 from lucid.models import AuditEntry
@@ -46,7 +48,13 @@ def audit_actor(name: str) -> Iterator[None]:
 
 
 def _client_address(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    """The client's IP address as DRF's throttles read it: from X-Forwarded-For only behind
+    LUCID_NUM_PROXIES trusted proxies, else REMOTE_ADDR; None if that is no IP address."""
+    address = BaseThrottle().get_ident(request)
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None
 
 
 def _who() -> tuple[str, str | None]:

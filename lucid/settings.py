@@ -214,6 +214,10 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_THROTTLE_RATES": {"auth": env_str("LUCID_AUTH_RATE", "10/min")},
+    # Reverse proxies in front of the service, each appending to X-Forwarded-For; with 0 the
+    # header is ignored (a client could write anything there), with N the address the Nth
+    # proxy from us saw is the client's: throttles and audit entries use it.
+    "NUM_PROXIES": env_int("LUCID_NUM_PROXIES", 0),
 }
 
 SPECTACULAR_SETTINGS = {

@@ -139,3 +139,35 @@ def test_token_endpoint_is_throttled_with_a_clear_429(anonymous_client, settings
     assert attempts[10].status_code == 429
     assert attempts[10].json()["code"] == "throttled"
     assert attempts[10].has_header("Retry-After")
+
+
+def _failed_login(client, **headers):
+    return client.post(
+        "/api/v1/auth/token", {"username": "x", "password": "y"}, format="json", **headers
+    )
+
+
+def test_a_forged_forwarded_for_header_moves_neither_the_throttle_nor_the_audit(anonymous_client):
+    attempts = [
+        _failed_login(anonymous_client, HTTP_X_FORWARDED_FOR=f"198.51.100.{n}") for n in range(11)
+    ]
+
+    assert attempts[10].status_code == 429
+    assert {entry.address for entry in _entries("login_failed")} == {"127.0.0.1"}
+
+
+@pytest.mark.parametrize(
+    ("forwarded_for", "address"),
+    [("203.0.113.9, 198.51.100.7", "198.51.100.7"), ("not-an-address", None)],
+    ids=["client-behind-the-proxy", "garbage"],
+)
+def test_behind_trusted_proxies_the_audit_names_the_client_they_saw(
+    anonymous_client, settings, forwarded_for, address
+):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+
+    response = _failed_login(anonymous_client, HTTP_X_FORWARDED_FOR=forwarded_for)
+
+    assert response.status_code == 401
+    (entry,) = _entries("login_failed")
+    assert entry.address == address
