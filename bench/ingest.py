@@ -2,7 +2,7 @@
 
 Run from the repository root:
 `.venv/bin/python -m bench.ingest [--chunks N] [--chunk-mib 10] [--rounds 3] [--port P]
-[--workers W] [--worker-concurrency C] [--keep]`
+[--workers W] [--worker-concurrency C] [--clients 2] [--keep]`
 
 For two kinds of seeded data, screen-like frames (an RDP desktop: flat windows, text, one photo;
 zstd level 6 shrinks them to about a tenth) and random bytes (incompressible), it measures:
@@ -11,11 +11,12 @@ zstd level 6 shrinks them to about a tenth) and random bytes (incompressible), i
     write of the compressed bytes and fsync, one chunk after another;
 (b) our ingest: the real service (gunicorn, plus one Celery worker of --worker-concurrency
     processes when CELERY_BROKER_URL is set) receives every chunk by `PUT .../chunks/{sequence}`
-    from 2 client threads; the clock runs from the first PUT until the pipeline reports every
-    chunk stored. An "ack" is one PUT's latency up to its 201: the moment a recorder may forget
-    the chunk. (a) and (b) run back to back, in --rounds rounds (3): the table shows their
-    medians, and b/a is the median of each round's own ratio, so that a machine whose speed
-    drifts during the run (a shared virtual machine's does) still compares like with like;
+    from --clients client threads (2); the clock runs from the first PUT until the pipeline
+    reports every chunk stored. An "ack" is one PUT's latency up to its 201: the moment a
+    recorder may forget the chunk. (a) and (b) run back to back, in --rounds rounds (3): the
+    table shows their medians, and b/a is the median of each round's own ratio, so that a
+    machine whose speed drifts during the run (a shared virtual machine's does) still compares
+    like with like;
 (c) our download: every chunk fetched back by `GET .../download` on one connection, against a
     read of the same bytes from plain files (opened unbuffered). Both fill one preallocated buffer
     of chunk size by `readinto` in 4 MiB pieces from a warm page cache, so that they differ in
@@ -67,7 +68,7 @@ import zstandard
 MIB = 1 << 20
 SEED = 20240601
 ZSTD_LEVEL = 6
-CLIENT_THREADS = 2
+DEFAULT_CLIENTS = 2
 READ_PIECE_SIZE = 4 * MIB
 API = "/api/v1"
 HOST = "127.0.0.1"
@@ -658,24 +659,31 @@ def put_chunk_share(
         client.close()
 
 
-def warm_up(port: int, token: str) -> None:
+def warm_up(port: int, token: str, *, clients: int) -> None:
     """Small uploads first, so every server and worker process has loaded its code."""
     client = ApiClient(port, token)
     try:
         session_id = start_recording_session(client, "warm-up", WARM_UP_CHUNK_SIZE)
         pieces = [random.randbytes(WARM_UP_CHUNK_SIZE) for _ in range(WARM_UP_CHUNKS)]
-        upload_chunks(port, token, session_id, pieces, [hashlib.sha256(p).digest() for p in pieces])
+        digests = [hashlib.sha256(piece).digest() for piece in pieces]
+        upload_chunks(port, token, session_id, pieces, digests, clients=clients)
         wait_until_stored(client, session_id, WARM_UP_CHUNKS)
     finally:
         client.close()
 
 
 def upload_chunks(
-    port: int, token: str, session_id: str, chunks: list[bytes], digests: list[bytes]
+    port: int,
+    token: str,
+    session_id: str,
+    chunks: list[bytes],
+    digests: list[bytes],
+    *,
+    clients: int,
 ) -> list[float]:
-    """PUT every chunk from CLIENT_THREADS threads; return the ack latencies in seconds."""
-    shares = [range(first, len(chunks), CLIENT_THREADS) for first in range(CLIENT_THREADS)]
-    with ThreadPoolExecutor(CLIENT_THREADS) as pool:
+    """PUT every chunk from `clients` threads; return the ack latencies in seconds."""
+    shares = [range(first, len(chunks), clients) for first in range(clients)]
+    with ThreadPoolExecutor(clients) as pool:
         uploads = [
             pool.submit(put_chunk_share, port, token, session_id, chunks, digests, share)
             for share in shares
@@ -789,7 +797,14 @@ def progress(message: str) -> None:
 
 
 def measure_ingest_round(
-    kind: str, chunks: list[bytes], digests: list[bytes], *, port: int, token: str, directory: Path
+    kind: str,
+    chunks: list[bytes],
+    digests: list[bytes],
+    *,
+    port: int,
+    token: str,
+    directory: Path,
+    clients: int,
 ) -> tuple[RawLimit, float, list[float], str]:
     """(a) then (b) on the same chunks, back to back; returns (a), (b) MB/s, acks, the session."""
     raw_limit = measure_raw_limit(chunks, directory)
@@ -797,7 +812,7 @@ def measure_ingest_round(
     try:
         session_id = start_recording_session(client, kind, len(chunks[0]))
         started = time.perf_counter()
-        acks = upload_chunks(port, token, session_id, chunks, digests)
+        acks = upload_chunks(port, token, session_id, chunks, digests, clients=clients)
         wait_until_stored(client, session_id, len(chunks))
         ingest_seconds = time.perf_counter() - started
     finally:
@@ -806,7 +821,14 @@ def measure_ingest_round(
 
 
 def measure_kind(
-    kind: str, chunks: list[bytes], *, port: int, token: str, workdir: Path, rounds: int
+    kind: str,
+    chunks: list[bytes],
+    *,
+    port: int,
+    token: str,
+    workdir: Path,
+    rounds: int,
+    clients: int,
 ) -> KindResult:
     digests = [hashlib.sha256(chunk).digest() for chunk in chunks]
     raw_limits: list[float] = []
@@ -821,6 +843,7 @@ def measure_kind(
             port=port,
             token=token,
             directory=workdir / "raw-limit" / kind / str(round_number),
+            clients=clients,
         )
         raw_limits.append(raw_limit.megabytes_per_second)
         ingests.append(ingest)
@@ -904,7 +927,7 @@ def print_report(
     print(
         f"run: {options.rounds} rounds of {options.chunks} chunks of {options.chunk_mib} MiB"
         " per kind,"
-        f" {options.workers} gunicorn workers{celery}, {CLIENT_THREADS} client threads"
+        f" {options.workers} gunicorn workers{celery}, {options.clients} client threads"
     )
     if worker_memory is not None:
         chunk_size = options.chunk_mib * MIB
@@ -924,6 +947,9 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=summary)
     parser.add_argument("--chunks", type=int, default=24, help="chunks per data kind")
     parser.add_argument("--chunk-mib", type=int, default=10, help="chunk size in MiB")
+    parser.add_argument(
+        "--clients", type=int, default=DEFAULT_CLIENTS, help="client threads uploading at once"
+    )
     parser.add_argument(
         "--rounds", type=int, default=3, help="(a)+(b) rounds per kind; medians are reported"
     )
@@ -947,7 +973,7 @@ def run(
     service = start_service(workdir, options, credentials, processes)
     token = obtain_token(service.port, credentials)
     chunk_size = options.chunk_mib * MIB
-    warm_up(service.port, token)
+    warm_up(service.port, token, clients=options.clients)
     worker_idle_rss = None
     if service.celery_worker is not None:
         worker_idle_rss = process_tree_resident_bytes(service.celery_worker.pid, "VmRSS")
@@ -963,6 +989,7 @@ def run(
                 token=token,
                 workdir=workdir,
                 rounds=options.rounds,
+                clients=options.clients,
             )
         )
     worker_memory = None
