@@ -94,7 +94,7 @@ class FileSystemChunkStore(ChunkStore):
             return super().put_from(key, source=source, source_key=source_key)
         # The link keeps the source's modification time; orphan cleanup must see a new file.
         self._rename_into_place(temporary, path, new_directories, touch=True)
-        return os.stat(path).st_size
+        return self.size(key)
 
     def _temporary_path(self, path: Path) -> Path:
         return path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
