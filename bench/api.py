@@ -77,8 +77,8 @@ from bench.ingest import (
     stop_process,
     wait_for_port,
 )
-from chunks_app.choices import ChunkStatus, CompressionAlgorithm
 from chunks_app.merkle import merkle_root
+from core.choices import ChunkStatus, CompressionAlgorithm
 from sessions_app.choices import IngestMode, SessionStatus
 
 DATABASE_NAME = "lucid_bench_api"

@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from chunks_app.models import Chunk
-from lucid.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 
 
 def ratio_display(compressed_size: int | None, size: int | None) -> str:

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, BinaryIO, ClassVar, cast
 import lz4.frame
 import zstandard
 
+from core.choices import CompressionAlgorithm
+
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
@@ -42,9 +44,7 @@ class CodecDataError(CodecError):
 
 
 class Codec(ABC):
-    name: ClassVar[str]
-    levels: ClassVar[range]
-    default_level: ClassVar[int]
+    algorithm: ClassVar[CompressionAlgorithm]
     content_encoding: ClassVar[str | None]
     """The HTTP Content-Encoding the compressed bytes can be sent as, if any."""
 
@@ -58,12 +58,21 @@ class Codec(ABC):
     def open_decompressed(self, stream: BinaryIO) -> BinaryIO:
         """Stream the decompressed bytes of `stream`; closing the result closes `stream`."""
 
+    @property
+    def name(self) -> str:
+        return self.algorithm.value
+
+    @property
+    def levels(self) -> range:
+        return self.algorithm.levels
+
+    @property
+    def default_level(self) -> int:
+        return self.algorithm.default_level
+
     def validate_level(self, level: int) -> None:
-        if isinstance(level, bool) or level not in self.levels:
-            raise CodecLevelError(
-                f"{self.name} compression level must be an integer from {self.levels.start} "
-                f"to {self.levels.stop - 1}, got {level!r}."
-            )
+        if problem := self.algorithm.level_problem(level):
+            raise CodecLevelError(problem)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -167,9 +176,7 @@ class _HeaderTap:
 class ZstdCodec(Codec):
     """Zstandard frames with the content size and a checksum; one frame per chunk."""
 
-    name = "zstd"
-    levels = range(1, 23)
-    default_level = 6
+    algorithm = CompressionAlgorithm.ZSTD
     content_encoding = "zstd"
 
     def __init__(self) -> None:
@@ -229,9 +236,7 @@ class ZstdCodec(Codec):
 class Lz4Codec(Codec):
     """LZ4 frames with the content size and a content checksum."""
 
-    name = "lz4"
-    levels = range(0, 17)
-    default_level = 0
+    algorithm = CompressionAlgorithm.LZ4
     content_encoding = None
 
     _errors: ClassVar[tuple[type[Exception], ...]] = (RuntimeError, EOFError)
@@ -256,9 +261,7 @@ class Lz4Codec(Codec):
 class GzipCodec(Codec):
     """Gzip members (RFC 1952) with a zero mtime, so equal input gives equal output."""
 
-    name = "gzip"
-    levels = range(1, 10)
-    default_level = 6
+    algorithm = CompressionAlgorithm.GZIP
     content_encoding = "gzip"
 
     _errors: ClassVar[tuple[type[Exception], ...]] = (gzip.BadGzipFile, zlib.error, EOFError)
@@ -289,9 +292,7 @@ class GzipCodec(Codec):
 
 
 class NoneCodec(Codec):
-    name = "none"
-    levels = range(0, 1)
-    default_level = 0
+    algorithm = CompressionAlgorithm.NONE
     content_encoding = None
 
     def compress(self, data: bytes, *, level: int) -> bytes:

@@ -2,8 +2,8 @@
 
 import django_filters
 
-from chunks_app.choices import ChunkStatus
 from chunks_app.models import Chunk
+from core.choices import ChunkStatus
 
 
 class ChunkFilterSet(django_filters.FilterSet):

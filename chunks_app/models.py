@@ -5,7 +5,7 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
-from chunks_app.choices import ChunkStatus, CompressionAlgorithm
+from core.choices import ChunkStatus, CompressionAlgorithm
 from sessions_app.models import Session
 
 MAX_SEQUENCE = 2**31 - 1

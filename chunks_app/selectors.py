@@ -12,7 +12,6 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import QuerySet
 
-from chunks_app.choices import ChunkStatus
 from chunks_app.codecs import get_codec
 from chunks_app.merkle import merkle_root
 from chunks_app.models import MAX_SEQUENCE, Chunk
@@ -24,7 +23,8 @@ from chunks_app.storage import (
     StoreUsage,
     get_chunk_store,
 )
-from lucid.errors import NotFound
+from core.choices import ChunkStatus
+from core.errors import NotFound
 from sessions_app.models import Session
 from sessions_app.selectors import SessionAccess
 

@@ -1,4 +1,4 @@
-"""Writes of chunks: durable ingest by upload or by stream, and removal of a session's files."""
+"""Writes of chunks: durable ingest by upload or by stream, sealing at stop, a session's files."""
 
 import hashlib
 import uuid
@@ -9,12 +9,14 @@ from typing import BinaryIO
 from django.db import IntegrityError
 from django.db.models import Q
 
+from chunks_app.merkle import merkle_root
 from chunks_app.models import MAX_SEQUENCE, Chunk
+from chunks_app.signals import chunks_received
 from chunks_app.spool import Segment, SessionStream, get_spool, upload_spool_key
 from chunks_app.storage import get_chunk_store
-from lucid.db import atomic_retried, on_commit
-from lucid.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
-from pipeline_app.services import chunks_enqueue
+from core.db import atomic, atomic_retried, on_commit
+from core.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from sessions_app import services as session_services
 from sessions_app import tallies
 from sessions_app.choices import IngestMode, SessionStatus
 from sessions_app.models import Session
@@ -160,7 +162,7 @@ def _record_upload(*, session: Session, chunk: Chunk) -> None:
     if not _count_chunks_in(session=session, chunks=[chunk]):
         raise _not_recording_now(session)
     chunk.save(force_insert=True)
-    chunks_enqueue(session=session, chunk_ids=[chunk.id])
+    chunks_received.send(sender=Chunk, session=session, chunk_ids=[chunk.id])
 
 
 def _check_digest(*, hasher, expected: bytes | None) -> None:
@@ -205,7 +207,8 @@ def session_stream_append(
             if not advanced or not _count_chunks_in(session=session, chunks=chunks):
                 raise _not_recording_now(session)
             Chunk.objects.bulk_create(chunks)
-            chunks_enqueue(session=session, chunk_ids=[chunk.id for chunk in chunks])
+            chunk_ids = [chunk.id for chunk in chunks]
+            chunks_received.send(sender=Chunk, session=session, chunk_ids=chunk_ids)
 
         atomic_retried(record_append)
     session.stream_offset = offset + received
@@ -214,6 +217,21 @@ def session_stream_append(
         offset=session.stream_offset,
         chunks=[chunk.sequence for chunk in chunks],
     )
+
+
+def session_stop(*, session: Session) -> Session:
+    """Stop recording: flush the stream's tail into a last chunk and seal the manifest."""
+    with SessionStream(session_id=session.pk, chunk_size=session.chunk_size).locked():
+        session.refresh_from_db()
+        with atomic():
+            session_services.session_transition(session=session, action="stop")
+            if session.ingest_mode == IngestMode.STREAM:
+                session_stream_seal(session=session)
+            hashes = Chunk.objects.filter(session=session).order_by("sequence")
+            session.merkle_root = merkle_root(hashes.values_list("sha256", flat=True)) or ""
+            Session.objects.filter(pk=session.pk).update(merkle_root=session.merkle_root)
+    session.refresh_from_db()
+    return session
 
 
 def session_stream_seal(*, session: Session) -> Chunk | None:
@@ -228,7 +246,7 @@ def session_stream_seal(*, session: Session) -> Chunk | None:
     (chunk,) = _chunks_from_segments(session=session, segments=[segment])
     chunk.save(force_insert=True)
     tally_apply(session_id=session.pk, tally=tallies.chunks_received(count=1, size=chunk.size))
-    chunks_enqueue(session=session, chunk_ids=[chunk.id])
+    chunks_received.send(sender=Chunk, session=session, chunk_ids=[chunk.id])
     return chunk
 
 

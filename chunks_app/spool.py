@@ -18,7 +18,7 @@ from django.conf import settings
 
 from chunks_app.storage import ChunkStoreError
 from chunks_app.storage.filesystem import FileSystemChunkStore
-from lucid.durable import fsync_directory
+from core.durable import fsync_directory
 
 HASH_PIECE = 1024 * 1024
 

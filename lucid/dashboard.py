@@ -16,10 +16,10 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from chunks_app.choices import CompressionAlgorithm
-from lucid.counters import counters_read
+from chunks_app.statistics import system_statistics
+from core.choices import CompressionAlgorithm
+from core.counters import counters_read
 from sessions_app.choices import SessionStatus
-from sessions_app.statistics import system_statistics
 
 HOURS_SHOWN = 24
 CHART_WIDTH = 560

@@ -11,8 +11,8 @@ from rest_framework.views import APIView
 
 from chunks_app.spool import get_spool
 from chunks_app.storage import get_chunk_store
+from core.models import Counter
 from lucid.celery import app as celery_app
-from lucid.models import Counter
 
 OK, DISABLED = "ok", "disabled"
 MIB = 1024 * 1024

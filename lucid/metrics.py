@@ -19,8 +19,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from chunks_app.choices import ChunkStatus, CompressionAlgorithm
-from lucid.counters import counters_read
+from core.choices import ChunkStatus, CompressionAlgorithm
+from core.counters import counters_read
 from sessions_app.choices import SessionStatus
 from sessions_app.tallies import PROCESSING_BUCKETS, bucket_label
 

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,3 +49,10 @@ def role_http_start(*, host: str, port: int) -> ThreadingHTTPServer:
     threading.Thread(target=server.serve_forever, name="role-http", daemon=True).start()
     logger.info("serving /health and /metrics on %s:%d", host, port)
     return server
+
+
+def role_http_serve(**signal_kwargs) -> None:
+    """A Celery role answers /health and /metrics on LUCID_HEALTH_PORT when it is set."""
+    port = os.environ.get("LUCID_HEALTH_PORT")
+    if port:
+        role_http_start(host=os.environ.get("LUCID_BIND", "127.0.0.1"), port=int(port))

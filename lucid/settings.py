@@ -91,22 +91,24 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_prometheus",
     "django_celery_beat",
-    "lucid",
+    "core",
     "sessions_app",
     "chunks_app",
     "pipeline_app",
+    "storage_app",
+    "lucid",
 ]
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "lucid.logging.RequestLogMiddleware",
+    "core.logging.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "lucid.audit.AuditMiddleware",
+    "core.audit.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -205,12 +207,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
-        "lucid.api.permissions.RolePermission",
+        "core.api.permissions.RolePermission",
     ],
-    "DEFAULT_FILTER_BACKENDS": ["lucid.api.filters.FilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "lucid.api.pagination.KeysetPagination",
+    "DEFAULT_FILTER_BACKENDS": ["core.api.filters.FilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.KeysetPagination",
     "PAGE_SIZE": LUCID_PAGE_SIZE,
-    "EXCEPTION_HANDLER": "lucid.api.exceptions.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_THROTTLE_RATES": {"auth": env_str("LUCID_AUTH_RATE", "10/min")},
@@ -229,11 +231,11 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "lucid.api.schema.paths_without_trailing_slash",
+        "core.api.schema.paths_without_trailing_slash",
     ],
     "ENUM_NAME_OVERRIDES": {
         "SessionStatusEnum": "sessions_app.choices.SessionStatus",
-        "CompressionAlgorithmEnum": "chunks_app.choices.CompressionAlgorithm",
+        "CompressionAlgorithmEnum": "core.choices.CompressionAlgorithm",
     },
 }
 
@@ -255,7 +257,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Chunk work on `processing` (the processor role), maintenance on `storage` (the storage role).
 CELERY_TASK_DEFAULT_QUEUE = "processing"
-CELERY_TASK_ROUTES = {"sessions_app.tasks.*": {"queue": "storage"}}
+CELERY_TASK_ROUTES = {"sessions_app.tasks.*": {"queue": "storage"}}  # storage_app.tasks' names
 LUCID_TASK_QUEUES = ("processing", "storage")
 
 LUCID_LOG_FORMAT = env_str("LUCID_LOG_FORMAT", "text")
@@ -264,7 +266,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "lucid.logging.JsonFormatter"},
+        "json": {"()": "core.logging.JsonFormatter"},
     },
     "handlers": {
         "console": {

@@ -8,8 +8,16 @@ from lucid.dashboard import dashboard_view
 from lucid.health import HealthView
 from lucid.metrics import metrics_view
 
+# chunks_app before sessions_app: its `sessions/statistics` must come before `sessions/{id}`.
+api_v1_urlpatterns = [
+    path("", include("core.api.urls")),
+    path("", include("chunks_app.api.urls")),
+    path("", include("sessions_app.api.urls")),
+    path("", include("pipeline_app.api.urls")),
+]
+
 urlpatterns = [
-    path("api/v1/", include("lucid.api.urls")),
+    path("api/v1/", include(api_v1_urlpatterns)),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

@@ -5,7 +5,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.html import format_html
 
-from lucid.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 from pipeline_app.models import Pipeline
 
 

@@ -2,8 +2,8 @@
 
 from django.db.models import Count, Q, Sum
 
-from chunks_app.choices import ChunkStatus
 from chunks_app.models import Chunk
+from core.choices import ChunkStatus
 from pipeline_app.models import Pipeline
 from sessions_app.models import Session
 

@@ -9,15 +9,14 @@ from datetime import timedelta
 from django.db.models import F, Q
 from django.utils import timezone
 
-from chunks_app.choices import ChunkStatus, CompressionAlgorithm
 from chunks_app.codecs import get_codec
 from chunks_app.models import Chunk
 from chunks_app.spool import get_spool
 from chunks_app.storage import ChunkNotFoundError, get_chunk_store
-from lucid.audit import audit_record
-from lucid.choices import AuditAction
-from lucid.db import atomic, on_commit
-from lucid.errors import InvalidTransition
+from core.audit import audit_record
+from core.choices import AuditAction, ChunkStatus, CompressionAlgorithm
+from core.db import atomic, on_commit
+from core.errors import InvalidTransition
 from pipeline_app import tasks
 from pipeline_app.choices import PipelineState
 from pipeline_app.models import Pipeline

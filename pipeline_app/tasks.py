@@ -9,7 +9,6 @@ from django.db import DatabaseError
 
 from chunks_app.codecs import CodecError
 from chunks_app.storage import ChunkStoreError
-from pipeline_app import services
 
 TRANSIENT_ERRORS = (ChunkStoreError, DatabaseError, OSError)
 
@@ -17,6 +16,8 @@ TRANSIENT_ERRORS = (ChunkStoreError, DatabaseError, OSError)
 @shared_task(bind=True, max_retries=None)
 def chunk_process_task(self, chunk_id: str) -> str:
     """Process one chunk; transient errors are retried, then the chunk is marked `failed`."""
+    from pipeline_app import services
+
     try:
         return services.chunk_process(chunk_id=uuid.UUID(chunk_id))
     except (services.ChunkDamaged, CodecError) as error:
@@ -33,5 +34,7 @@ def chunk_process_task(self, chunk_id: str) -> str:
 @shared_task
 def pipeline_watchdog_task() -> int:
     """Queue again chunks stuck in `received` or `processing` (a lost task, a killed worker)."""
+    from pipeline_app import services
+
     stale_after = timedelta(seconds=settings.LUCID_WATCHDOG_STALE_SECONDS)
     return services.pipeline_watchdog(stale_after=stale_after)

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from chunks_app.choices import CompressionAlgorithm
+from core.choices import CompressionAlgorithm
 from sessions_app.choices import IngestMode, SessionStatus
 
 

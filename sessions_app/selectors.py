@@ -8,8 +8,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db.models import QuerySet
 
-from lucid.errors import NotFound
-from lucid.roles import sees_only_own_sessions
+from core.errors import NotFound
+from core.roles import sees_only_own_sessions
 from sessions_app.models import Session
 
 

@@ -1,4 +1,8 @@
-"""Writes of recording sessions: creation, changes, deletion and the recording state machine."""
+"""Writes of recording sessions: creation, changes, deletion and the recording state machine.
+
+Stopping a recording also seals its chunks, so `chunks_app.services.session_stop` drives the
+`stop` transition given here.
+"""
 
 import json
 from typing import Any
@@ -8,24 +12,16 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.utils import timezone
 
-from chunks_app.choices import CompressionAlgorithm
-from chunks_app.codecs import CodecLevelError, get_codec
-from chunks_app.merkle import merkle_root
-from chunks_app.models import Chunk
-from chunks_app.services import session_files_delete_on_commit, session_stream_seal
-from chunks_app.spool import SessionStream
-from lucid.audit import audit_record
-from lucid.choices import AuditAction
-from lucid.db import atomic, on_commit
-from lucid.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
-from pipeline_app.services import pipeline_create
+from core.audit import audit_record
+from core.choices import AuditAction, CompressionAlgorithm
+from core.db import atomic, on_commit
+from core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from core.sizes import MIB
 from sessions_app import tallies
-from sessions_app.choices import IngestMode, SessionStatus
+from sessions_app.choices import SessionStatus
 from sessions_app.models import Session
 from sessions_app.selectors import session_access_cache_key
 from sessions_app.tallies import tally_apply
-
-MIB = 1024 * 1024
 
 # action -> (statuses it may start from, status it leads to, timestamp it sets)
 TRANSITIONS: dict[str, tuple[frozenset[str], str, str | None]] = {
@@ -59,11 +55,8 @@ def _validate_recording_format(*, chunk_size: int, algorithm: str, level: int) -
     if algorithm not in CompressionAlgorithm.values:
         choices = ", ".join(CompressionAlgorithm.values)
         errors["compression_algorithm"] = [f"Must be one of: {choices}."]
-    else:
-        try:
-            get_codec(algorithm).validate_level(level)
-        except CodecLevelError as error:
-            errors["compression_level"] = [str(error)]
+    elif problem := CompressionAlgorithm(algorithm).level_problem(level):
+        errors["compression_level"] = [problem]
     if errors:
         raise ValidationFailed("The recording format is not valid.", fields=errors)
 
@@ -100,7 +93,7 @@ def session_create(
         if algorithm == settings.LUCID_COMPRESSION_ALGORITHM:
             compression_level = settings.LUCID_COMPRESSION_LEVEL
         elif algorithm in CompressionAlgorithm.values:
-            compression_level = get_codec(algorithm).default_level
+            compression_level = CompressionAlgorithm(algorithm).default_level
     chunk_size = chunk_size or settings.LUCID_CHUNK_SIZE_MB * MIB
     _validate_metadata(metadata)
     _validate_recording_format(chunk_size=chunk_size, algorithm=algorithm, level=compression_level)
@@ -116,7 +109,6 @@ def session_create(
             retention_days=retention_days,
             legal_hold=legal_hold,
         )
-        pipeline_create(session=session)
         tally_apply(session_id=None, tally=tallies.session_created(status=session.status))
         audit_record(
             action=AuditAction.SESSION_CREATED, session_id=session.pk, detail={"name": name}
@@ -143,7 +135,8 @@ def session_update(*, session: Session, data: dict[str, Any]) -> Session:
         _validate_metadata(changes["metadata"])
     if locked:
         if "compression_algorithm" in changes and "compression_level" not in changes:
-            changes["compression_level"] = get_codec(changes["compression_algorithm"]).default_level
+            algorithm = CompressionAlgorithm(changes["compression_algorithm"])
+            changes["compression_level"] = algorithm.default_level
         _validate_recording_format(
             chunk_size=changes.get("chunk_size", session.chunk_size),
             algorithm=changes.get("compression_algorithm", session.compression_algorithm),
@@ -164,9 +157,12 @@ def session_update(*, session: Session, data: dict[str, Any]) -> Session:
 
 
 def session_delete(*, session: Session) -> None:
-    """Remove the session with all its chunks; a session under legal hold stays."""
+    """Remove the session with all its chunks; a session under legal hold stays.
+
+    Its files go once the deletion commits (`chunks_app.receivers`).
+    """
     with atomic():
-        list(Chunk.objects.filter(session=session).select_for_update().values_list("pk"))
+        list(session.chunks.select_for_update().values_list("pk"))
         locked = Session.objects.select_for_update().filter(pk=session.pk).first()
         if locked is None:
             raise NotFound(f"No session with id '{session.pk}'.")
@@ -177,7 +173,6 @@ def session_delete(*, session: Session) -> None:
                 code="legal_hold",
             )
         tally_apply(session_id=None, tally=tallies.session_removed(session=session))
-        session_files_delete_on_commit(session_id=session.pk)
         access_cache_key = session_access_cache_key(session.pk)
         on_commit(lambda: cache.delete(access_cache_key))
         audit_record(
@@ -188,7 +183,8 @@ def session_delete(*, session: Session) -> None:
         session.delete()
 
 
-def _session_transition(*, session: Session, action: str) -> Session:
+def session_transition(*, session: Session, action: str) -> Session:
+    """Move the session by `action` (a key of TRANSITIONS); 409 from any other status."""
     sources, target, timestamp_field = TRANSITIONS[action]
     now = timezone.now()
     changes: dict[str, Any] = {"status": target, "updated_at": now}
@@ -213,31 +209,12 @@ def _session_transition(*, session: Session, action: str) -> Session:
 
 
 def session_start(*, session: Session) -> Session:
-    return _session_transition(session=session, action="start")
+    return session_transition(session=session, action="start")
 
 
 def session_pause(*, session: Session) -> Session:
-    return _session_transition(session=session, action="pause")
+    return session_transition(session=session, action="pause")
 
 
 def session_resume(*, session: Session) -> Session:
-    return _session_transition(session=session, action="resume")
-
-
-def _session_seal(*, session: Session) -> Session:
-    with atomic():
-        _session_transition(session=session, action="stop")
-        if session.ingest_mode == IngestMode.STREAM:
-            session_stream_seal(session=session)
-        hashes = Chunk.objects.filter(session=session).order_by("sequence")
-        session.merkle_root = merkle_root(hashes.values_list("sha256", flat=True)) or ""
-        Session.objects.filter(pk=session.pk).update(merkle_root=session.merkle_root)
-    session.refresh_from_db()
-    return session
-
-
-def session_stop(*, session: Session) -> Session:
-    """Stop recording: flush the stream's tail into a last chunk and seal the manifest."""
-    with SessionStream(session_id=session.pk, chunk_size=session.chunk_size).locked():
-        session.refresh_from_db()
-        return _session_seal(session=session)
+    return session_transition(session=session, action="resume")

@@ -7,14 +7,16 @@ always equal a recount of the rows they count.
 import uuid
 from dataclasses import dataclass, field
 
+from django.core.cache import cache
 from django.db.models import F, Q
 from django.utils import timezone
 
-from chunks_app.choices import ChunkStatus
-from lucid.counters import counters_add
+from core.choices import ChunkStatus
+from core.counters import counters_add
+from core.db import on_commit
 from sessions_app.models import Session
-from sessions_app.statistics import system_statistics_changed
 
+SYSTEM_TOTALS_CACHE_KEY = "lucid:statistics:system"
 PROCESSING_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf"))
 
 
@@ -135,5 +137,10 @@ def tally_apply(*, session_id: uuid.UUID | None, tally: Tally, only_if: Q | None
             return False
     if tally.system:
         counters_add(tally.system)
-        system_statistics_changed()
+        system_totals_changed()
     return True
+
+
+def system_totals_changed() -> None:
+    """Drop the cached system totals once the current transaction commits."""
+    on_commit(lambda: cache.delete(SYSTEM_TOTALS_CACHE_KEY))

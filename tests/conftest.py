@@ -12,8 +12,8 @@ from django.db import connections
 from django.test import Client
 from rest_framework.test import APIClient
 
-from chunks_app.choices import ChunkStatus
 from chunks_app.models import Chunk
+from core.choices import ChunkStatus
 from lucid.celery import app as celery_app
 from pipeline_app.choices import PipelineState
 from tests.factories import UserFactory, staff_member

@@ -1,22 +1,21 @@
 """factory_boy factories for the project's models, built through the services where they exist."""
 
-from importlib import import_module
-
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 
+from chunks_app.services import session_stop
+from core.roles import ROLE_PERMISSIONS
 from sessions_app import services, tallies
 from sessions_app.models import Session
 from sessions_app.tallies import tally_apply
 
 MIB = 1024 * 1024
-ROLE_PERMISSIONS = import_module("lucid.migrations.0003_roles").ROLE_PERMISSIONS
 ACTIONS_TO_REACH = {
     "created": [],
     "recording": [services.session_start],
     "paused": [services.session_start, services.session_pause],
-    "stopped": [services.session_start, services.session_stop],
+    "stopped": [services.session_start, session_stop],
 }
 SERVICE_FIELDS = {
     "owner",

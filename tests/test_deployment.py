@@ -35,6 +35,8 @@ ENVIRONMENT_READERS = (
     "lucid/settings.py",
     "lucid/gunicorn.conf.py",
     "lucid/celery.py",
+    "lucid/role_http.py",
+    "core/management/commands/*.py",
     "lucid/management/commands/*.py",
 )
 ENVIRONMENT_READ = re.compile(

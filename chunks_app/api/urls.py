@@ -1,8 +1,13 @@
-"""Routes of chunks under /api/v1/sessions/{session_id}."""
+"""Routes of chunks under /api/v1/sessions/{session_id}, and of a session's stop and statistics."""
 
 from django.urls import re_path
 
 from chunks_app.api import views
+from core.api.routers import OptionalSlashRouter
+
+router = OptionalSlashRouter()
+router.register("sessions", views.SessionChunksViewSet, basename="session")
+session_urlpatterns = router.urls
 
 SESSION = r"^sessions/(?P<session_id>[^/]+)"
 CHUNK = rf"{SESSION}/chunks/(?P<sequence>[0-9]{{1,19}})"
@@ -22,4 +27,5 @@ urlpatterns = [
     re_path(
         rf"{SESSION}/manifest/?$", views.SessionManifestView.as_view(), name="session-manifest"
     ),
+    *session_urlpatterns,
 ]

@@ -1,8 +1,9 @@
-"""HTTP endpoints of chunks: ingest by upload or stream, listing, downloads and the manifest."""
+"""HTTP endpoints of chunks: ingest, listing, downloads, the manifest, stop and statistics."""
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import generics, status
+from rest_framework import generics, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -11,18 +12,22 @@ from chunks_app import selectors, services
 from chunks_app.api.serializers import (
     ChunkSerializer,
     ManifestSerializer,
+    SessionStatisticsSerializer,
     StreamAppendSerializer,
+    SystemStatisticsSerializer,
 )
-from chunks_app.choices import ChunkStatus
 from chunks_app.codecs import get_codec
 from chunks_app.filtersets import ChunkFilterSet
 from chunks_app.models import Chunk
-from lucid.api.schema import error_responses
-from lucid.audit import audit_record
-from lucid.choices import AuditAction
-from lucid.errors import ApplicationError
-from lucid.http.digest import parse_content_digest
-from lucid.http.downloads import accepts_encoding, byte_response, encoded_response
+from chunks_app.statistics import session_statistics, system_statistics
+from core.api.schema import error_responses
+from core.audit import audit_record
+from core.choices import AuditAction, ChunkStatus
+from core.errors import ApplicationError
+from core.http.digest import parse_content_digest
+from core.http.downloads import accepts_encoding, byte_response, encoded_response
+from sessions_app.api.serializers import SessionSerializer
+from sessions_app.api.views import SESSIONS_DESCRIPTION, control_schema
 from sessions_app.models import Session
 from sessions_app.selectors import SessionAccess, session_access_get, session_get
 
@@ -262,3 +267,45 @@ class SessionManifestView(SessionScopedMixin, APIView):
         audit_record(action=AuditAction.MANIFEST_READ, session_id=session.pk)
         manifest = selectors.session_manifest(session=session)
         return Response(ManifestSerializer(manifest).data)
+
+
+class SessionChunksViewSet(viewsets.GenericViewSet):
+    """Routes of a session that work on all its chunks: stop (seals them) and statistics."""
+
+    queryset = Session.objects.none()
+    serializer_class = SessionSerializer
+    lookup_value_regex = "[^/]+"
+    recorder_operations = ("stop", "statistics")
+
+    def get_object(self) -> Session:
+        session = session_get(session_id=self.kwargs["pk"])
+        self.check_object_permissions(self.request, session)
+        return session
+
+    @control_schema("Stop")
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, pk: str) -> Response:
+        session = services.session_stop(session=self.get_object())
+        return Response(self.get_serializer(session).data)
+
+    @extend_schema(
+        summary="A session's statistics",
+        description=SESSIONS_DESCRIPTION,
+        operation_id="sessions_statistics",
+        responses={200: SessionStatisticsSerializer, **error_responses(404)},
+    )
+    @action(detail=True, methods=["get"])
+    def statistics(self, request: Request, pk: str) -> Response:
+        statistics = session_statistics(session=self.get_object())
+        return Response(SessionStatisticsSerializer(statistics).data)
+
+    @extend_schema(
+        summary="Statistics of every session and of the chunk store",
+        description=SESSIONS_DESCRIPTION,
+        operation_id="sessions_system_statistics",
+        responses={200: SystemStatisticsSerializer, **error_responses()},
+        filters=False,
+    )
+    @action(detail=False, methods=["get"], url_path="statistics", filter_backends=[])
+    def system_statistics(self, request: Request) -> Response:
+        return Response(SystemStatisticsSerializer(system_statistics()).data)

@@ -12,13 +12,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from core.errors import StorageUnavailable
+
 KEY_MAX_LENGTH = 200
 COPY_PIECE = 1024 * 1024
 _KEY_SEGMENT = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
 _KEY_PATTERN = re.compile(rf"{_KEY_SEGMENT}(?:/{_KEY_SEGMENT})*")
 
 
-class ChunkStoreError(Exception):
+class ChunkStoreError(StorageUnavailable):
     pass
 
 

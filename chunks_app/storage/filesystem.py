@@ -26,7 +26,7 @@ from chunks_app.storage.base import (
     validate_key,
     validate_prefix,
 )
-from lucid.durable import fsync_directory
+from core.durable import fsync_directory
 
 _NO_SUCH_FILE = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT})

@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chunks_app.api.views import SessionScopedMixin
-from lucid.api.schema import error_responses
+from core.api.schema import error_responses
 from pipeline_app import services
 from pipeline_app.api.serializers import PipelineSerializer
 from pipeline_app.selectors import pipeline_status

@@ -3,7 +3,7 @@
 from django.utils import timezone
 from rest_framework import serializers
 
-from lucid.api.serializers import iso_datetime
+from core.api.serializers import iso_datetime
 from sessions_app.models import Session
 
 
@@ -84,50 +84,3 @@ class SessionSerializer(serializers.ModelSerializer):
             "compressed_size": session.compressed_size,
             "compression_ratio": session.compression_ratio,
         }
-
-
-class ChunksByStatusSerializer(serializers.Serializer):
-    received = serializers.IntegerField()
-    processing = serializers.IntegerField()
-    stored = serializers.IntegerField()
-    failed = serializers.IntegerField()
-
-
-class SessionsByStatusSerializer(serializers.Serializer):
-    created = serializers.IntegerField()
-    recording = serializers.IntegerField()
-    paused = serializers.IntegerField()
-    stopped = serializers.IntegerField()
-    failed = serializers.IntegerField()
-
-
-class SessionStatisticsSerializer(serializers.Serializer):
-    """One session's totals; `duration_seconds` runs until stop."""
-
-    chunk_count = serializers.IntegerField()
-    size = serializers.IntegerField()
-    compressed_size = serializers.IntegerField()
-    compression_ratio = serializers.FloatField(allow_null=True)
-    chunks_by_status = ChunksByStatusSerializer()
-    duration_seconds = serializers.FloatField(allow_null=True)
-    average_processing_ms = serializers.FloatField(allow_null=True)
-
-
-class StorageSerializer(serializers.Serializer):
-    path = serializers.CharField()
-    used_bytes = serializers.IntegerField()
-    free_bytes = serializers.IntegerField()
-
-
-class SystemStatisticsSerializer(serializers.Serializer):
-    """Totals over every session; `storage` is the chunk store's."""
-
-    session_count = serializers.IntegerField()
-    sessions_by_status = SessionsByStatusSerializer()
-    chunk_count = serializers.IntegerField()
-    chunks_by_status = ChunksByStatusSerializer()
-    size = serializers.IntegerField()
-    compressed_size = serializers.IntegerField()
-    compression_ratio = serializers.FloatField(allow_null=True)
-    backlog_bytes = serializers.IntegerField()
-    storage = StorageSerializer()

@@ -1,6 +1,6 @@
 """Routes of recording sessions under /api/v1."""
 
-from lucid.api.routers import OptionalSlashRouter
+from core.api.routers import OptionalSlashRouter
 from sessions_app.api.views import SessionViewSet
 
 router = OptionalSlashRouter()

@@ -1,4 +1,4 @@
-"""HTTP endpoints of recording sessions and their recording control."""
+"""HTTP endpoints of recording sessions and their recording control (stop: `chunks_app.api`)."""
 
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import filters, mixins, status, viewsets
@@ -7,22 +7,22 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from lucid.api.filters import FilterBackend
-from lucid.api.schema import error_responses
-from lucid.roles import governs_retention
+from core.api.filters import FilterBackend
+from core.api.schema import error_responses
+from core.roles import governs_retention
 from sessions_app import services
-from sessions_app.api.serializers import (
-    SessionSerializer,
-    SessionStatisticsSerializer,
-    SystemStatisticsSerializer,
-)
+from sessions_app.api.serializers import SessionSerializer
 from sessions_app.filtersets import SessionFilterSet
 from sessions_app.models import Session
 from sessions_app.selectors import session_get, session_list
-from sessions_app.statistics import session_statistics, system_statistics
+
+# The schema's description of the session routes without one of their own, wherever served.
+SESSIONS_DESCRIPTION = (
+    "Recording sessions: CRUD and the start / pause / resume / stop control actions."
+)
 
 
-def _control_schema(verb: str):
+def control_schema(verb: str):
     return extend_schema(
         request=None,
         responses={200: SessionSerializer, **error_responses(404, 409)},
@@ -33,24 +33,32 @@ def _control_schema(verb: str):
 
 @extend_schema_view(
     list=extend_schema(
+        description=SESSIONS_DESCRIPTION,
         summary="List sessions, newest first",
         responses={200: SessionSerializer(many=True), **error_responses(400)},
     ),
     create=extend_schema(
-        summary="Create a session", responses={201: SessionSerializer, **error_responses(400)}
+        description=SESSIONS_DESCRIPTION,
+        summary="Create a session",
+        responses={201: SessionSerializer, **error_responses(400)},
     ),
     retrieve=extend_schema(
-        summary="Get a session", responses={200: SessionSerializer, **error_responses(404)}
+        description=SESSIONS_DESCRIPTION,
+        summary="Get a session",
+        responses={200: SessionSerializer, **error_responses(404)},
     ),
     update=extend_schema(
+        description=SESSIONS_DESCRIPTION,
         summary="Replace a session's writable fields",
         responses={200: SessionSerializer, **error_responses(400, 404, 409)},
     ),
     partial_update=extend_schema(
+        description=SESSIONS_DESCRIPTION,
         summary="Change some of a session's writable fields",
         responses={200: SessionSerializer, **error_responses(400, 404, 409)},
     ),
     destroy=extend_schema(
+        description=SESSIONS_DESCRIPTION,
         summary="Delete a session with its chunks",
         responses={204: None, **error_responses(404, 409)},
     ),
@@ -60,7 +68,7 @@ class SessionViewSet(
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Recording sessions: CRUD and the start / pause / resume / stop control actions."""
+    """Recording sessions: CRUD and the start / pause / resume control actions."""
 
     serializer_class = SessionSerializer
     filter_backends = [FilterBackend, filters.SearchFilter, filters.OrderingFilter]
@@ -76,10 +84,8 @@ class SessionViewSet(
         "update",
         "partial_update",
         "start",
-        "stop",
         "pause",
         "resume",
-        "statistics",
     )
 
     def get_queryset(self):
@@ -107,45 +113,20 @@ class SessionViewSet(
         services.session_delete(session=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @_control_schema("Start")
+    @control_schema("Start")
     @action(detail=True, methods=["post"])
     def start(self, request: Request, pk: str) -> Response:
         return self._render(services.session_start(session=self.get_object()))
 
-    @_control_schema("Pause")
+    @control_schema("Pause")
     @action(detail=True, methods=["post"])
     def pause(self, request: Request, pk: str) -> Response:
         return self._render(services.session_pause(session=self.get_object()))
 
-    @_control_schema("Resume")
+    @control_schema("Resume")
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, pk: str) -> Response:
         return self._render(services.session_resume(session=self.get_object()))
-
-    @_control_schema("Stop")
-    @action(detail=True, methods=["post"])
-    def stop(self, request: Request, pk: str) -> Response:
-        return self._render(services.session_stop(session=self.get_object()))
-
-    @extend_schema(
-        summary="A session's statistics",
-        operation_id="sessions_statistics",
-        responses={200: SessionStatisticsSerializer, **error_responses(404)},
-    )
-    @action(detail=True, methods=["get"])
-    def statistics(self, request: Request, pk: str) -> Response:
-        statistics = session_statistics(session=self.get_object())
-        return Response(SessionStatisticsSerializer(statistics).data)
-
-    @extend_schema(
-        summary="Statistics of every session and of the chunk store",
-        operation_id="sessions_system_statistics",
-        responses={200: SystemStatisticsSerializer, **error_responses()},
-        filters=False,
-    )
-    @action(detail=False, methods=["get"], url_path="statistics", filter_backends=[])
-    def system_statistics(self, request: Request) -> Response:
-        return Response(SystemStatisticsSerializer(system_statistics()).data)
 
     def _update(self, request: Request, *, partial: bool) -> Response:
         session = self.get_object()

@@ -9,10 +9,10 @@ from django.test import Client
 
 from chunks_app.models import Chunk
 from chunks_app.selectors import storage_usage
-from lucid.choices import AuditAction
-from lucid.counters import counters_add, counters_read
+from core.choices import AuditAction
+from core.counters import counters_add, counters_read
+from core.models import AuditEntry
 from lucid.dashboard import dashboard_figures, rows_chart
-from lucid.models import AuditEntry
 from tests.chunks_app.helpers import KIB, put_chunk, random_bytes, screen_like, wait_until_settled
 from tests.factories import SessionFactory, UserFactory
 

@@ -4,7 +4,7 @@ import pytest
 from django.db.models import Count, Q, Sum
 
 from chunks_app.models import Chunk
-from lucid.counters import counters_read
+from core.counters import counters_read
 from sessions_app.models import Session
 from tests.chunks_app.helpers import (
     KIB,

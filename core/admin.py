@@ -1,0 +1,43 @@
+"""The audit trail in the operator console, and the read-only base the consoles' lists share."""
+
+import json
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from core.models import AuditEntry
+
+admin.site.site_header = "Lucid session storage"
+admin.site.site_title = "Lucid"
+admin.site.index_title = "Operator console"
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A model shown, never added, changed or deleted through the admin (view permission)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    """Who did what, when and from where: read-only for everyone, superusers included."""
+
+    list_display = ["at", "actor", "address", "action", "session_id", "sequence"]
+    list_filter = ["action", "at"]
+    search_fields = ["actor", "session_id"]
+    date_hierarchy = "at"
+    show_full_result_count = False
+    fields = ["id", "at", "actor", "address", "action", "session_id", "sequence", "detail_json"]
+    readonly_fields = fields
+
+    @admin.display(description="detail")
+    def detail_json(self, entry: AuditEntry) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(entry.detail, indent=2, sort_keys=True))

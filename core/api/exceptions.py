@@ -1,0 +1,87 @@
+"""One error format for the whole API: `{"code", "message", "fields"?}` from one handler."""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from core.errors import ApplicationError, StorageUnavailable
+
+
+def _field_messages(detail: Any) -> Any:
+    if isinstance(detail, dict):
+        return {key: _field_messages(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        if all(isinstance(item, str) for item in detail):
+            return [str(item) for item in detail]
+        return [_field_messages(item) for item in detail]
+    return [str(detail)]
+
+
+def _first_code(detail: Any) -> str:
+    if isinstance(detail, dict):
+        detail = next(iter(detail.values()), "invalid")
+    if isinstance(detail, list):
+        return _first_code(detail[0]) if detail else "invalid"
+    return getattr(detail, "code", None) or "invalid"
+
+
+def _application_error_response(error: ApplicationError) -> Response:
+    body = {"code": error.code, "message": error.message, **error.extra}
+    return Response(body, status=error.status_code)
+
+
+def _validation_error_response(error: exceptions.ValidationError) -> Response:
+    detail = error.detail
+    if isinstance(detail, dict):
+        fields = _field_messages(detail)
+        names = ", ".join(sorted(fields))
+        message = f"Invalid input in: {names}."
+        non_field = detail.get("non_field_errors")
+        if non_field and len(detail) == 1:
+            message, fields = str(non_field[0]), None
+        body = {"code": "validation_error", "message": message}
+        if fields:
+            body["fields"] = fields
+        return Response(body, status=status.HTTP_400_BAD_REQUEST)
+    messages = _field_messages(detail)
+    return Response(
+        {"code": _first_code(detail), "message": " ".join(messages)},
+        status=status.HTTP_400_BAD_REQUEST,
+    )
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    """Turn every handled error into `{"code", "message", ...}` with the right status."""
+    if isinstance(exc, ApplicationError):
+        return _application_error_response(exc)
+    if isinstance(exc, StorageUnavailable):
+        return Response(
+            {"code": "storage_unavailable", "message": str(exc)},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        )
+    if isinstance(exc, exceptions.ValidationError):
+        return _validation_error_response(exc)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+    if isinstance(detail, dict):
+        code = detail.get("code", _first_code(detail))
+        message = detail.get("detail", " ".join(map(str, detail.values())))
+        response.data = {"code": str(code), "message": str(message)}
+    else:
+        response.data = {"code": _first_code(detail), "message": str(detail)}
+    return response

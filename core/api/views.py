@@ -1,0 +1,59 @@
+"""API views that belong to no app: who the caller is, and the audit trail."""
+
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+from rest_framework_simplejwt.views import TokenObtainPairView
+
+from core.api.schema import error_responses
+from core.api.serializers import AuditEntrySerializer
+from core.filtersets import AuditEntryFilterSet
+from core.models import AuditEntry
+
+
+class TokenObtainView(TokenObtainPairView):
+    """A JWT pair for a username and password; limited per client address against guessing."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+
+
+class WhoAmIView(APIView):
+    """The authenticated user, for clients to check their credentials."""
+
+    recorder_operations = ("get",)
+
+    @extend_schema(
+        summary="Who am I",
+        responses={
+            200: inline_serializer(
+                "Me", {"username": serializers.CharField(), "is_staff": serializers.BooleanField()}
+            ),
+            **error_responses(),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        return Response(
+            {"username": request.user.get_username(), "is_staff": request.user.is_staff}
+        )
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="The audit trail, newest first",
+        responses={200: AuditEntrySerializer(many=True), **error_responses(400)},
+    ),
+    retrieve=extend_schema(
+        summary="One audit entry", responses={200: AuditEntrySerializer, **error_responses(404)}
+    ),
+)
+class AuditEntryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Every audited action, for operators and auditors; entries never change."""
+
+    queryset = AuditEntry.objects.all()
+    serializer_class = AuditEntrySerializer
+    filterset_class = AuditEntryFilterSet
+    ordering = ("-at",)

@@ -1,0 +1,64 @@
+"""Write sessions, their chunks as stored and a manifest of every hash into one archive."""
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from core.audit import audit_actor
+from core.errors import ApplicationError
+from core.progress import Progress
+from storage_app.backup import backup_create
+
+MIB = 1024 * 1024
+
+
+def aware_datetime(text: str) -> datetime:
+    """An ISO 8601 date and time; one without an offset is taken as UTC."""
+    value = parse_datetime(text)
+    if value is None:
+        raise ValueError(text)
+    return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
+
+
+class Command(BaseCommand):
+    help = "Back up sessions (all by default) into one zstd-compressed tar archive."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--sessions", nargs="+", type=uuid.UUID, metavar="ID", help="Only these sessions."
+        )
+        parser.add_argument(
+            "--since",
+            type=aware_datetime,
+            metavar="ISO-DATETIME",
+            help="Only sessions created at or after this time (UTC unless an offset is given).",
+        )
+        parser.add_argument("--output", type=Path, required=True, metavar="FILE")
+        parser.add_argument(
+            "--incremental",
+            type=Path,
+            metavar="PREVIOUS_ARCHIVE",
+            help="Leave out the chunk bytes this earlier archive already holds.",
+        )
+
+    def handle(self, *args, sessions, since, output, incremental, **options):
+        try:
+            with audit_actor("command:backup"):
+                result = backup_create(
+                    output=output,
+                    session_ids=sessions,
+                    since=since,
+                    incremental_from=incremental,
+                    progress=lambda label, total: Progress(label, total, stream=self.stderr),
+                )
+        except ApplicationError as error:
+            raise CommandError(error.message) from error
+        base = f", {result.chunks_in_base} in base {result.base_id}" if result.base_id else ""
+        self.stdout.write(
+            f"backup: {result.session_count} sessions, {result.chunk_count} chunks{base}, "
+            f"{result.size / MIB:.1f} MiB → {result.path} (archive {result.archive_id})"
+        )

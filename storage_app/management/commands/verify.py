@@ -1,0 +1,49 @@
+"""Re-read every stored chunk and check its hashes and its session's Merkle root."""
+
+import uuid
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Sum
+
+from core.errors import ApplicationError
+from core.progress import Progress
+from sessions_app.models import Session
+from storage_app.verify import chunks_verify
+
+MIB = 1024 * 1024
+
+
+class Command(BaseCommand):
+    help = "Verify stored chunks: stored hash, decompressed sha256, and each Merkle root."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--session",
+            dest="sessions",
+            action="append",
+            type=uuid.UUID,
+            default=[],
+            help="Only this session (repeatable).",
+        )
+
+    def handle(self, *args, sessions: list[uuid.UUID], **options):
+        selected = Session.objects.filter(pk__in=sessions) if sessions else Session.objects.all()
+        total = selected.aggregate(n=Sum("chunk_count", default=0))["n"]
+        progress = Progress("verify", total, stream=self.stderr)
+        try:
+            report = chunks_verify(session_ids=sessions or None, progress=progress)
+        except ApplicationError as error:
+            raise CommandError(error.message) from error
+        finally:
+            progress.finish()
+        for damage in report.damages:
+            self.stdout.write(f"DAMAGED {damage}")
+        self.stdout.write(
+            f"verify: {report.sessions} sessions, {report.chunks} chunks, "
+            f"{report.bytes_read / MIB:.1f} MiB checked, {len(report.damages)} problems"
+        )
+        if report.damages:
+            raise CommandError(
+                f"{len(report.damages)} problems found: restore the damaged sessions from a "
+                "backup (manage.py restore), then run verify again."
+            )

@@ -1,0 +1,32 @@
+"""Progress of long commands: a redrawn bar on a terminal, count lines elsewhere."""
+
+import io
+
+from core.progress import Progress
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_one_redrawn_bar():
+    terminal = Terminal()
+    progress = Progress("verify", 4, stream=terminal)
+
+    for _ in range(4):
+        progress.advance()
+    progress.finish()
+
+    assert terminal.getvalue().count("\r") == 4
+    assert terminal.getvalue().endswith("[" + "#" * 30 + "] 4/4\n")
+
+
+def test_a_log_gets_count_lines_at_most_every_few_seconds_and_the_last():
+    log = io.StringIO()
+    progress = Progress("backup", 1000, stream=log, every=3600)
+
+    for _ in range(1000):
+        progress.advance()
+
+    assert log.getvalue().splitlines() == ["backup: 1/1000", "backup: 1000/1000"]
