@@ -32,13 +32,14 @@ serve: migrate
 	@test -n "$$CELERY_BROKER_URL" || { echo "make serve needs CELERY_BROKER_URL (and DATABASE_URL, REDIS_URL)"; exit 2; }
 	$(BIN)/honcho start --procfile Procfile $(SERVE_ROLES)
 
-test: $(VENV)/.dev-installed
-	$(BIN)/ruff check .
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Lint, formatting and the layers contract (pyproject.toml: each package imports only those below).
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff check --fix .
