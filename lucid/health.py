@@ -12,10 +12,10 @@ from rest_framework.views import APIView
 from chunks_app.spool import get_spool
 from chunks_app.storage import get_chunk_store
 from core.models import Counter
+from core.sizes import MIB
 from lucid.celery import app as celery_app
 
 OK, DISABLED = "ok", "disabled"
-MIB = 1024 * 1024
 
 
 def check_database() -> str:

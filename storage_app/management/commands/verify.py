@@ -7,10 +7,9 @@ from django.db.models import Sum
 
 from core.errors import ApplicationError
 from core.progress import Progress
+from core.sizes import MIB
 from sessions_app.models import Session
 from storage_app.verify import chunks_verify
-
-MIB = 1024 * 1024
 
 
 class Command(BaseCommand):
