@@ -60,9 +60,7 @@ def system_statistics() -> dict:
     totals = cache.get(SYSTEM_TOTALS_CACHE_KEY)
     if totals is None:
         totals = _system_totals()
-        cache.set(
-            SYSTEM_TOTALS_CACHE_KEY, totals, timeout=settings.LUCID_STATISTICS_CACHE_SECONDS
-        )
+        cache.set(SYSTEM_TOTALS_CACHE_KEY, totals, timeout=settings.LUCID_STATISTICS_CACHE_SECONDS)
     usage = storage_usage()
     storage = {"path": usage.path, "used_bytes": usage.used_bytes, "free_bytes": usage.free_bytes}
     return {**totals, "storage": storage}
