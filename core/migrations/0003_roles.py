@@ -2,6 +2,7 @@ from django.db import migrations
 
 from core.roles import roles_grant
 
+
 def create_roles(apps, schema_editor):
     """The three roles as groups, with the admin permissions each may use."""
     from django.contrib.auth.management import create_permissions
