@@ -2,6 +2,7 @@
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from django.core.management.base import OutputWrapper
@@ -52,3 +53,7 @@ class Progress:
         else:
             self.stream.write(text)
         self.stream.flush()
+
+
+ProgressFactory = Callable[[str, int], Progress | None]
+"""Given a label and a total, the progress display to advance, or None to show none."""

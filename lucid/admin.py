@@ -1,8 +1,9 @@
 """Recording sessions in the operator console: the list, actions through the services, the page.
 
 It sits in the project package because a session's page gathers every layer: the session, its
-chunks, its pipeline and their verification. Actions call the same services as the API, so they check the same rules, keep the running totals
-and write the same audit entries (with the admin user as actor).
+chunks, its pipeline and their verification. Actions call the same services as the API, so they
+check the same rules, keep the running totals and write the same audit entries (with the admin
+user as actor).
 """
 
 import json

@@ -19,6 +19,7 @@ from core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from core.sizes import MIB
 from sessions_app import tallies
 from sessions_app.choices import SessionStatus
+from sessions_app.fields import SESSION_FIELDS_FIXED_AFTER_CREATED, SESSION_WRITABLE_FIELDS
 from sessions_app.models import Session
 from sessions_app.selectors import session_access_cache_key
 from sessions_app.tallies import tally_apply
@@ -34,16 +35,6 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str, str | None]] = {
         "stopped_at",
     ),
 }
-
-FIELDS_FIXED_AFTER_CREATED = ("chunk_size", "compression_algorithm", "compression_level")
-UPDATABLE_FIELDS = (
-    "name",
-    "host",
-    "metadata",
-    "retention_days",
-    "legal_hold",
-    *FIELDS_FIXED_AFTER_CREATED,
-)
 
 
 def _validate_recording_format(*, chunk_size: int, algorithm: str, level: int) -> None:
@@ -121,9 +112,9 @@ def session_update(*, session: Session, data: dict[str, Any]) -> Session:
     changes = {
         field: value
         for field, value in data.items()
-        if field in UPDATABLE_FIELDS and getattr(session, field) != value
+        if field in SESSION_WRITABLE_FIELDS and getattr(session, field) != value
     }
-    locked = [field for field in FIELDS_FIXED_AFTER_CREATED if field in changes]
+    locked = [field for field in SESSION_FIELDS_FIXED_AFTER_CREATED if field in changes]
     if locked and session.status != SessionStatus.CREATED:
         raise Conflict(
             f"{', '.join(locked)} can only change while the session is 'created'; "

@@ -8,7 +8,7 @@ whose file is gone are marked `failed` and reported, never deleted: a restore ne
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -24,7 +24,7 @@ from chunks_app.spool import SessionStream, get_spool
 from chunks_app.storage import ChunkNotFoundError, ChunkStore, ChunkStoreError, get_chunk_store
 from core.choices import ChunkStatus
 from core.db import atomic
-from core.progress import Progress
+from core.progress import ProgressFactory
 from sessions_app import tallies
 from sessions_app.choices import IngestMode, SessionStatus
 from sessions_app.models import Session
@@ -40,7 +40,6 @@ RECORDING_STATUSES = (SessionStatus.RECORDING, SessionStatus.PAUSED)
 CHUNK_FIELDS = ("id", "session_id", "sequence", "size", "status", "storage_key", "spool_key")
 
 Item = TypeVar("Item")
-ProgressFactory = Callable[[str, int], Progress | None]
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,12 @@ from core.audit import audit_record
 from core.choices import AuditAction
 from core.db import atomic
 from core.errors import InvalidTransition
+from core.progress import ProgressFactory
 from sessions_app.choices import SessionStatus
 from sessions_app.models import Session
 from sessions_app.services import session_delete
 from storage_app.cleanup import (
     OrphanReport,
-    ProgressFactory,
     errors_recorded,
     orphans_clean,
     orphans_find,

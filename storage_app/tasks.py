@@ -32,7 +32,7 @@ def cleanup_task() -> str:
 @shared_task(name="sessions_app.tasks.backup_task")
 def backup_task() -> str:
     """A full backup into LUCID_BACKUP_PATH; only the newest LUCID_BACKUP_KEEP archives stay."""
-    from storage_app.backup import backup_run
+    from storage_app.backup.create import backup_run
 
     with audit_actor("task:backup"):
         result = backup_run(directory=settings.LUCID_BACKUP_PATH, keep=settings.LUCID_BACKUP_KEEP)

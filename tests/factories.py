@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group, Permission
 from chunks_app.services import session_stop
 from core.roles import ROLE_PERMISSIONS
 from sessions_app import services, tallies
+from sessions_app.fields import SESSION_WRITABLE_FIELDS
 from sessions_app.models import Session
 from sessions_app.tallies import tally_apply
 
@@ -17,17 +18,7 @@ ACTIONS_TO_REACH = {
     "paused": [services.session_start, services.session_pause],
     "stopped": [services.session_start, session_stop],
 }
-SERVICE_FIELDS = {
-    "owner",
-    "name",
-    "host",
-    "metadata",
-    "chunk_size",
-    "compression_algorithm",
-    "compression_level",
-    "retention_days",
-    "legal_hold",
-}
+SERVICE_FIELDS = {"owner", *SESSION_WRITABLE_FIELDS}
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -4,6 +4,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from core.api.serializers import iso_datetime
+from sessions_app.fields import SESSION_API_FIELDS, SESSION_READ_ONLY_FIELDS
 from sessions_app.models import Session
 
 
@@ -25,38 +26,8 @@ class SessionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Session
-        fields = [
-            "id",
-            "name",
-            "owner",
-            "host",
-            "metadata",
-            "status",
-            "chunk_size",
-            "compression_algorithm",
-            "compression_level",
-            "retention_days",
-            "legal_hold",
-            "created_at",
-            "updated_at",
-            "started_at",
-            "stopped_at",
-            "chunk_count",
-            "size",
-            "compressed_size",
-            "compression_ratio",
-        ]
-        read_only_fields = [
-            "id",
-            "status",
-            "created_at",
-            "updated_at",
-            "started_at",
-            "stopped_at",
-            "chunk_count",
-            "size",
-            "compressed_size",
-        ]
+        fields = SESSION_API_FIELDS
+        read_only_fields = SESSION_READ_ONLY_FIELDS
         extra_kwargs = {"compression_algorithm": {"required": False}}
 
     def to_representation(self, session: Session) -> dict:

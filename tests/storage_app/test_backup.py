@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 from chunks_app.models import Chunk
 from core.models import AuditEntry
 from sessions_app.models import Session
-from storage_app.backup import backup_rotate
+from storage_app.backup.create import backup_rotate
 from storage_app.tasks import backup_task
 from tests.chunks_app.helpers import (
     KIB,

@@ -11,7 +11,7 @@ from django.utils.dateparse import parse_datetime
 from core.audit import audit_actor
 from core.errors import ApplicationError
 from core.progress import Progress
-from storage_app.backup import backup_create
+from storage_app.backup.create import backup_create
 
 MIB = 1024 * 1024
 

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from core.audit import audit_actor
 from core.errors import ApplicationError
 from core.progress import Progress
-from storage_app.backup import backup_restore
+from storage_app.backup.restore import backup_restore
 
 MIB = 1024 * 1024
 

@@ -1,0 +1,33 @@
+"""Backups of sessions into one archive file, and restores that verify it whole before writing.
+
+Archive format, version 1: a tar stream (POSIX pax) inside one zstd frame with a checksum,
+named `*.tar.zst`. It is written to `<name>.partial`, fsynced and renamed, so a file with the
+final name is always complete. Its members, in this order:
+
+- `sessions/<session id>.json`, one per session, followed by that session's chunk and stream
+  members: the session's fields (the owner by username, `merkle_root`, timestamps, the recording
+  format, `processing_us`, `stream_offset` …); the other running totals follow from its chunks.
+- `chunks/<session id>/<sequence:012d>.<algorithm>`: a chunk's bytes as the chunk store holds
+  them; a chunk not stored yet is taken raw from the spool, with algorithm `none`.
+- `streams/<session id>/tail.raw`: bytes of a streamed session that were acknowledged but do
+  not fill a chunk yet.
+- `manifest.json`, always last: `format` ("lucid-backup"), `version` (1), `id` (uuid4),
+  `created_at`, `base` (the id of the archive an incremental one builds on, else null),
+  `sessions` (`id`, `member`, `sha256` of the member, `stream_tail`: `member`, `size`,
+  `sha256` or null) and `chunks`, one entry per chunk of every session: `session`, `sequence`,
+  `id`, `size` and `sha256` of the raw bytes, `algorithm`, `stored_size`, `stored_sha256` (of
+  the member's bytes), `created_at`, `stored_at`, `processing_ms`, and either `member` or
+  `"in_base": <base id>`.
+
+An incremental archive leaves out the bytes of every chunk its base already holds (same
+session, sequence and stored_sha256); restoring it needs those chunks in the database already,
+that is: the base restored first.
+
+A restore reads the archive twice. The first pass writes nothing: it checks every member's
+sha256, decompresses each chunk (one at a time, streamed) against its raw sha256, each sealed
+Merkle root, and compares each session with the database. The second pass puts each session's
+chunk files into the store, then writes its rows in one transaction.
+
+`format` names an archive's parts, turns rows into records and back and holds the errors;
+`streams` reads and writes its bytes; `create`, `verify` and `restore` do what they say.
+"""

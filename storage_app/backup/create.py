@@ -1,0 +1,343 @@
+"""Writing backups: sessions, their chunks as stored and a manifest into one archive; rotation."""
+
+import io
+import json
+import tarfile
+import uuid
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from django.utils import timezone
+
+from chunks_app.models import Chunk
+from chunks_app.spool import SessionStream, get_spool
+from chunks_app.storage import ChunkNotFoundError, get_chunk_store
+from core.audit import audit_record
+from core.choices import AuditAction, ChunkStatus, CompressionAlgorithm
+from core.errors import NotFound, ValidationFailed
+from core.progress import ProgressFactory
+from sessions_app.choices import IngestMode, SessionStatus
+from sessions_app.models import Session
+from storage_app.backup.format import (
+    ARCHIVE_NAME,
+    ARCHIVE_PREFIX,
+    ARCHIVE_SUFFIX,
+    FORMAT,
+    MANIFEST,
+    VERSION,
+    ArchiveDamaged,
+    BackupError,
+    chunk_entry,
+    chunk_member_name,
+    session_member_name,
+    session_record,
+    tail_member_name,
+)
+from storage_app.backup.streams import (
+    archive_file,
+    archive_members,
+    archive_reading,
+    archive_require,
+    member_add,
+    mib_progress,
+    progress_start,
+    store_errors,
+)
+
+BACKUP_STORE_ADVICE = "No archive was written; fix this, then run the backup again."
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    path: Path
+    archive_id: str
+    base_id: str | None
+    session_count: int
+    chunk_count: int
+    chunks_in_base: int
+    size: int
+
+
+def _held_chunks(archive: Path, *, progress: ProgressFactory | None) -> tuple[str, dict]:
+    """The id of a previous archive and the stored_sha256 of each chunk it holds, by place."""
+    archive_require(archive)
+    read_progress = mib_progress(progress, "read base", archive)
+    manifest = None
+    try:
+        with archive_reading(
+            archive, advice="Make a full backup instead (leave out --incremental)."
+        ):
+            for name, member in archive_members(archive, on_read=read_progress):
+                if name == MANIFEST:
+                    manifest = json.loads(member.read())
+            try:
+                held = {
+                    (entry["session"], entry["sequence"]): entry["stored_sha256"]
+                    for entry in manifest["chunks"]
+                }
+                return str(manifest["id"]), held
+            except (KeyError, TypeError) as error:
+                raise ArchiveDamaged(f"its manifest is missing or not valid ({error})") from error
+    finally:
+        read_progress.finish()
+
+
+def _selected_sessions(
+    *, session_ids: list[uuid.UUID] | None, since: datetime | None
+) -> list[Session]:
+    sessions = Session.objects.select_related("owner").order_by("created_at", "id")
+    if session_ids:
+        sessions = sessions.filter(pk__in=session_ids)
+        missing = set(session_ids) - {session.pk for session in sessions}
+        if missing:
+            raise NotFound(
+                f"No session with id {', '.join(map(str, sorted(missing)))}; "
+                "list them with GET /api/v1/sessions."
+            )
+    if since is not None:
+        sessions = sessions.filter(created_at__gte=since)
+    return list(sessions)
+
+
+def _session_refresh(session: Session) -> None:
+    try:
+        session.refresh_from_db()
+    except Session.DoesNotExist:
+        raise BackupError(
+            f"Session {session.pk} was deleted during the backup; run the backup again."
+        ) from None
+
+
+def _session_snapshot(session: Session) -> tuple[list[Chunk], bytes | None]:
+    """The session's current fields, its chunks and the stream bytes past them, consistently.
+
+    A stream still recording is locked meanwhile, so no chunk can be cut from it in between.
+    """
+    _session_refresh(session)
+    live_stream = session.ingest_mode == IngestMode.STREAM and session.status in (
+        SessionStatus.RECORDING,
+        SessionStatus.PAUSED,
+    )
+    if not live_stream:
+        chunks = list(Chunk.objects.filter(session=session).order_by("sequence"))
+        return chunks, None
+    stream = SessionStream(session_id=session.pk, chunk_size=session.chunk_size)
+    with stream.locked():
+        _session_refresh(session)
+        chunks = list(Chunk.objects.filter(session=session).order_by("sequence"))
+        sequence, size = divmod(session.stream_offset, session.chunk_size)
+        if not size or any(chunk.sequence == sequence for chunk in chunks):
+            return chunks, None
+        try:
+            with get_spool().open(stream.spool_key(sequence)) as segment:
+                tail = segment.read(size)
+        except ChunkNotFoundError:
+            tail = b""
+        if len(tail) != size:
+            raise BackupError(
+                f"The acknowledged stream bytes of session {session.pk} past its last chunk are "
+                f"missing from the spool; run `manage.py verify --session {session.pk}`, or "
+                "leave the session out with --sessions."
+            )
+    return chunks, tail
+
+
+def _chunk_source(chunk: Chunk) -> tuple[BinaryIO, str, int, str]:
+    """The chunk's bytes as stored with their algorithm, size and expected sha256.
+
+    A chunk not stored yet comes raw from the spool; if the pipeline stores it meanwhile and
+    removes the spool file, from the store.
+    """
+    if chunk.status != ChunkStatus.STORED:
+        try:
+            return (
+                get_spool().open(chunk.spool_key),
+                CompressionAlgorithm.NONE,
+                chunk.size,
+                chunk.sha256,
+            )
+        except ChunkNotFoundError:
+            chunk.refresh_from_db()
+    if chunk.status != ChunkStatus.STORED:
+        raise BackupError(
+            f"Chunk {chunk.sequence} of session {chunk.session_id} ({chunk.status}) has no "
+            f"bytes in the spool or the chunk store; run `manage.py verify --session "
+            f"{chunk.session_id}` and leave the session out with --sessions."
+        )
+    try:
+        stream = get_chunk_store().open(chunk.storage_key)
+    except ChunkNotFoundError:
+        raise BackupError(
+            f"Chunk {chunk.sequence} of session {chunk.session_id} is missing from the chunk "
+            f"store; run `manage.py verify --session {chunk.session_id}` and leave the session "
+            "out with --sessions."
+        ) from None
+    return stream, chunk.algorithm, chunk.compressed_size, chunk.stored_sha256
+
+
+@dataclass
+class _ArchiveWriter:
+    """What one backup adds to its tar stream, and the manifest it collects meanwhile."""
+
+    tar: tarfile.TarFile
+    mtime: int
+    base_id: str | None
+    held: dict
+    sessions: list[dict] = field(default_factory=list)
+    chunks: list[dict] = field(default_factory=list)
+
+    def add_session(self, session: Session, *, tail: bytes | None) -> None:
+        name = session_member_name(session_id=session.pk)
+        record = json.dumps(session_record(session), sort_keys=True).encode()
+        digest = self._add(name, io.BytesIO(record), len(record))
+        stream_tail = None
+        if tail is not None:
+            member = tail_member_name(session_id=session.pk)
+            sha256 = self._add(member, io.BytesIO(tail), len(tail))
+            stream_tail = {"member": member, "size": len(tail), "sha256": sha256}
+        self.sessions.append(
+            {"id": str(session.pk), "member": name, "sha256": digest, "stream_tail": stream_tail}
+        )
+
+    def add_chunk(self, chunk: Chunk) -> None:
+        """Add the chunk's entry, and its bytes unless the base holds them."""
+        source, algorithm, stored_size, expected = _chunk_source(chunk)
+        with closing(source):
+            entry = chunk_entry(
+                chunk, algorithm=algorithm, stored_size=stored_size, stored_sha256=expected
+            )
+            if self.held.get((entry["session"], entry["sequence"])) == expected:
+                self.chunks.append({**entry, "in_base": self.base_id})
+                return
+            name = chunk_member_name(
+                session_id=chunk.session_id, sequence=chunk.sequence, algorithm=algorithm
+            )
+            try:
+                digest = self._add(name, source, stored_size)
+            except OSError as error:
+                raise BackupError(
+                    f"Could not copy chunk {chunk.sequence} of session {chunk.session_id} "
+                    f"into the archive: {error}. Check free space where the archive goes, then "
+                    f"run `manage.py verify --session {chunk.session_id}`."
+                ) from error
+        if digest != expected:
+            raise BackupError(
+                f"Chunk {chunk.sequence} of session {chunk.session_id} does not match its "
+                f"sha256; run `manage.py verify --session {chunk.session_id}` and leave the "
+                "session out with --sessions until it is repaired."
+            )
+        self.chunks.append({**entry, "member": name})
+
+    def add_manifest(self, *, archive_id: str, created_at: datetime) -> None:
+        manifest = {
+            "format": FORMAT,
+            "version": VERSION,
+            "id": archive_id,
+            "created_at": created_at.isoformat(),
+            "base": self.base_id,
+            "sessions": self.sessions,
+            "chunks": self.chunks,
+        }
+        data = json.dumps(manifest, sort_keys=True).encode()
+        self._add(MANIFEST, io.BytesIO(data), len(data))
+
+    def _add(self, name: str, stream: BinaryIO, size: int) -> str:
+        return member_add(self.tar, name=name, size=size, stream=stream, mtime=self.mtime)
+
+
+def backup_create(
+    *,
+    output: Path,
+    session_ids: list[uuid.UUID] | None,
+    since: datetime | None,
+    incremental_from: Path | None,
+    progress: ProgressFactory | None = None,
+) -> BackupResult:
+    """Write the selected sessions (all by default) into a new archive at `output`."""
+    output = Path(output)
+    if output.exists():
+        raise BackupError(f"{output} already exists; choose another name or move it away first.")
+    base_id, held = None, {}
+    if incremental_from is not None:
+        base_id, held = _held_chunks(Path(incremental_from), progress=progress)
+    sessions = _selected_sessions(session_ids=session_ids, since=since)
+    bar = progress_start(progress, "backup", sum(session.chunk_count for session in sessions))
+    created_at = timezone.now()
+    archive_id = str(uuid.uuid4())
+    try:
+        with archive_file(output) as tar, store_errors(advice=BACKUP_STORE_ADVICE):
+            archive = _ArchiveWriter(
+                tar=tar, mtime=int(created_at.timestamp()), base_id=base_id, held=held
+            )
+            for session in sessions:
+                chunks, tail = _session_snapshot(session)
+                archive.add_session(session, tail=tail)
+                for chunk in chunks:
+                    archive.add_chunk(chunk)
+                    if bar:
+                        bar.advance()
+            archive.add_manifest(archive_id=archive_id, created_at=created_at)
+    finally:
+        if bar:
+            bar.finish()
+    result = BackupResult(
+        path=output,
+        archive_id=archive_id,
+        base_id=base_id,
+        session_count=len(sessions),
+        chunk_count=len(archive.chunks),
+        chunks_in_base=sum(1 for entry in archive.chunks if "in_base" in entry),
+        size=output.stat().st_size,
+    )
+    audit_record(
+        action=AuditAction.BACKUP_CREATED,
+        detail={
+            "archive_id": archive_id,
+            "path": str(output),
+            "base_id": base_id,
+            "sessions": result.session_count,
+            "chunks": result.chunk_count,
+            "chunks_in_base": result.chunks_in_base,
+            "size": result.size,
+        },
+    )
+    return result
+
+
+def backup_rotate(*, directory: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` lucid-backup-*.tar.zst files (by modification time).
+
+    Returns the paths removed.
+    """
+    if keep < 1:
+        raise ValidationFailed(
+            "keep must be at least 1: rotation never deletes the last backup.",
+            fields={"keep": ["Must be at least 1."]},
+        )
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    archives = sorted(
+        (
+            path
+            for path in directory.iterdir()
+            if ARCHIVE_NAME.fullmatch(path.name) and path.is_file()
+        ),
+        key=lambda path: (path.stat().st_mtime, path.name),
+    )
+    removed = archives[:-keep]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
+def backup_run(*, directory: Path, keep: int) -> BackupResult:
+    """A full backup of every session into `directory`, named by the UTC time; then rotation."""
+    stamp = timezone.now().astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    output = Path(directory) / f"{ARCHIVE_PREFIX}{stamp}{ARCHIVE_SUFFIX}"
+    result = backup_create(output=output, session_ids=None, since=None, incremental_from=None)
+    backup_rotate(directory=directory, keep=keep)
+    return result

@@ -1,0 +1,242 @@
+"""The archive format: names of its parts, what its manifest lists, rows as records, errors."""
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+
+from chunks_app.models import Chunk
+from core.choices import CompressionAlgorithm
+from core.errors import ApplicationError
+from sessions_app.choices import IngestMode, SessionStatus
+from sessions_app.fields import SESSION_RECORD_DATETIME_FIELDS, SESSION_RECORD_FIELDS
+from sessions_app.models import Session
+
+FORMAT = "lucid-backup"
+VERSION = 1
+MANIFEST = "manifest.json"
+ARCHIVE_PREFIX = "lucid-backup-"
+ARCHIVE_SUFFIX = ".tar.zst"
+RECORD_MAX_BYTES = 1024 * 1024
+PROBLEMS_SHOWN = 5
+
+CREATE, EXTEND, UNCHANGED = "create", "extend", "unchanged"
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_ALGORITHMS = "|".join(CompressionAlgorithm.values)
+SESSION_MEMBER = re.compile(rf"sessions/(?P<session>{_UUID})\.json")
+CHUNK_MEMBER = re.compile(
+    rf"chunks/(?P<session>{_UUID})/(?P<sequence>[0-9]{{12}})\.(?P<algorithm>{_ALGORITHMS})"
+)
+TAIL_MEMBER = re.compile(rf"streams/(?P<session>{_UUID})/tail\.raw")
+ARCHIVE_NAME = re.compile(r"lucid-backup-.+\.tar\.zst")
+
+
+class BackupError(ApplicationError):
+    """A backup or restore that could not be done; the message says what to do next."""
+
+    default_code = "backup_failed"
+
+
+class BackupCorrupt(BackupError):
+    """The archive is not what its manifest says: damaged, truncated or not a Lucid backup."""
+
+    default_code = "backup_corrupt"
+
+
+class ArchiveDamaged(Exception):
+    """What is wrong inside an archive; `archive_reading` says which archive and what to do."""
+
+
+class RestoreNeedsBase(BackupError):
+    """An incremental archive whose base's chunks are not in the database yet."""
+
+    status_code = 409
+    default_code = "restore_needs_base"
+
+
+class RestoreConflict(BackupError):
+    """Sessions of the archive exist in the database with other data."""
+
+    status_code = 409
+    default_code = "restore_conflict"
+
+
+def listing(items: list[str]) -> str:
+    """The first few items, and how many more there are."""
+    shown = "; ".join(items[:PROBLEMS_SHOWN])
+    more = len(items) - PROBLEMS_SHOWN
+    return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def session_member_name(*, session_id: uuid.UUID) -> str:
+    return f"sessions/{session_id}.json"
+
+
+def chunk_member_name(*, session_id: uuid.UUID, sequence: int, algorithm: str) -> str:
+    return f"chunks/{session_id}/{sequence:012d}.{algorithm}"
+
+
+def tail_member_name(*, session_id: uuid.UUID) -> str:
+    return f"streams/{session_id}/tail.raw"
+
+
+@dataclass(frozen=True)
+class ArchivedChunk:
+    session_id: uuid.UUID
+    sequence: int
+    id: uuid.UUID
+    size: int
+    sha256: str
+    algorithm: str
+    stored_size: int
+    stored_sha256: str
+    member: str | None
+    in_base: str | None
+    created_at: datetime | None
+    stored_at: datetime | None
+    processing_ms: float | None
+
+    @property
+    def storage_key(self) -> str:
+        return f"{self.session_id}/{self.sequence:012d}.{self.algorithm}"
+
+
+@dataclass(frozen=True)
+class StreamTail:
+    member: str
+    size: int
+    sha256: str
+
+
+@dataclass
+class ArchivedSession:
+    id: uuid.UUID
+    member: str
+    sha256: str
+    stream_tail: StreamTail | None
+    record: dict[str, Any] = field(default_factory=dict)
+    chunks: list[ArchivedChunk] = field(default_factory=list)
+    action: str = CREATE
+    chunks_to_write: set[int] = field(default_factory=set)
+    write_tail: bool = False
+
+    @property
+    def owner(self) -> str:
+        return self.record["owner"]
+
+
+def _datetime_text(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _datetime_value(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    value = parse_datetime(text)
+    if value is None:
+        raise ValueError(f"not a date and time: {text!r}")
+    return value
+
+
+def session_record(session: Session) -> dict[str, Any]:
+    record: dict[str, Any] = {"id": str(session.pk), "owner": session.owner.get_username()}
+    for name in SESSION_RECORD_FIELDS:
+        value = getattr(session, name)
+        record[name] = _datetime_text(value) if name in SESSION_RECORD_DATETIME_FIELDS else value
+    return record
+
+
+def session_fields(record: dict[str, Any]) -> dict[str, Any]:
+    fields = {name: record[name] for name in SESSION_RECORD_FIELDS}
+    for name in SESSION_RECORD_DATETIME_FIELDS:
+        fields[name] = _datetime_value(fields[name])
+    return fields
+
+
+def record_check(record: dict[str, Any], *, session_id: uuid.UUID) -> None:
+    """Raise ValueError unless the record describes that session completely."""
+    if record.get("id") != str(session_id):
+        raise ValueError(f"it names session {record.get('id')}")
+    session_fields(record)
+    if not isinstance(record.get("owner"), str) or not record["owner"]:
+        raise ValueError("it names no owner")
+    for name in ("chunk_size", "stream_offset", "processing_us"):
+        if not isinstance(record[name], int) or isinstance(record[name], bool):
+            raise ValueError(f"{name} is not an integer")
+    if not isinstance(record["merkle_root"], str):
+        raise ValueError("merkle_root is not text")
+    for name, choices in (
+        ("status", SessionStatus.values),
+        ("compression_algorithm", CompressionAlgorithm.values),
+        ("ingest_mode", IngestMode.values),
+    ):
+        if record[name] not in choices:
+            raise ValueError(f"{name} {record[name]!r} is not one of {', '.join(choices)}")
+
+
+def chunk_entry(chunk: Chunk, *, algorithm: str, stored_size: int, stored_sha256: str) -> dict:
+    return {
+        "session": str(chunk.session_id),
+        "sequence": chunk.sequence,
+        "id": str(chunk.pk),
+        "size": chunk.size,
+        "sha256": chunk.sha256,
+        "algorithm": algorithm,
+        "stored_size": stored_size,
+        "stored_sha256": stored_sha256,
+        "created_at": _datetime_text(chunk.created_at),
+        "stored_at": _datetime_text(chunk.stored_at),
+        "processing_ms": chunk.processing_ms,
+    }
+
+
+def _chunk_from_entry(entry: dict) -> ArchivedChunk:
+    member, in_base = entry.get("member"), entry.get("in_base")
+    if (member is None) == (in_base is None):
+        raise ValueError("a chunk entry needs either member or in_base")
+    return ArchivedChunk(
+        session_id=uuid.UUID(entry["session"]),
+        sequence=int(entry["sequence"]),
+        id=uuid.UUID(entry["id"]),
+        size=int(entry["size"]),
+        sha256=str(entry["sha256"]),
+        algorithm=str(entry["algorithm"]),
+        stored_size=int(entry["stored_size"]),
+        stored_sha256=str(entry["stored_sha256"]),
+        member=member,
+        in_base=in_base,
+        created_at=_datetime_value(entry.get("created_at")),
+        stored_at=_datetime_value(entry.get("stored_at")),
+        processing_ms=entry.get("processing_ms"),
+    )
+
+
+def sessions_from_manifest(manifest: dict) -> list[ArchivedSession]:
+    sessions: dict[uuid.UUID, ArchivedSession] = {}
+    for entry in manifest["sessions"]:
+        tail = entry.get("stream_tail")
+        session = ArchivedSession(
+            id=uuid.UUID(entry["id"]),
+            member=str(entry["member"]),
+            sha256=str(entry["sha256"]),
+            stream_tail=StreamTail(tail["member"], int(tail["size"]), tail["sha256"])
+            if tail
+            else None,
+        )
+        if session.id in sessions:
+            raise ValueError(f"session {session.id} is listed twice")
+        sessions[session.id] = session
+    for entry in manifest["chunks"]:
+        chunk = _chunk_from_entry(entry)
+        if chunk.session_id not in sessions:
+            raise ValueError(f"a chunk of session {chunk.session_id}, which is not listed")
+        sessions[chunk.session_id].chunks.append(chunk)
+    for session in sessions.values():
+        session.chunks.sort(key=lambda chunk: chunk.sequence)
+        sequences = [chunk.sequence for chunk in session.chunks]
+        if len(set(sequences)) != len(sequences):
+            raise ValueError(f"session {session.id} lists a chunk twice")
+    return list(sessions.values())

@@ -1,0 +1,282 @@
+"""Restoring a verified archive: each session's files into the store, then its rows at once."""
+
+import uuid
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from chunks_app.models import Chunk
+from chunks_app.spool import SessionStream, get_spool
+from chunks_app.storage import ChunkStore, ChunkStoreError, get_chunk_store
+from core.audit import audit_record
+from core.choices import AuditAction, ChunkStatus
+from core.db import atomic
+from core.progress import ProgressFactory
+from sessions_app import tallies
+from sessions_app.models import Session
+from sessions_app.tallies import tally_apply
+from storage_app.backup.format import (
+    CHUNK_MEMBER,
+    CREATE,
+    EXTEND,
+    MANIFEST,
+    SESSION_MEMBER,
+    TAIL_MEMBER,
+    UNCHANGED,
+    ArchiveDamaged,
+    ArchivedSession,
+    BackupCorrupt,
+    RestoreConflict,
+    listing,
+    session_fields,
+)
+from storage_app.backup.streams import (
+    READ_PIECE,
+    HashedReader,
+    archive_members,
+    archive_reading,
+    progress_start,
+    store_errors,
+)
+from storage_app.backup.verify import backup_verify
+
+RESTORE_PARTLY_ADVICE = (
+    "Sessions restored before this one are complete and are skipped when the restore runs "
+    "again; fix this, then run it again."
+)
+
+
+@dataclass
+class RestoreResult:
+    archive_id: str
+    dry_run: bool
+    sessions_created: int = 0
+    sessions_extended: int = 0
+    sessions_unchanged: int = 0
+    chunks_written: int = 0
+    bytes_written: int = 0
+    users_created: list[str] = field(default_factory=list)
+
+
+def _member_put(store: ChunkStore, key: str, member: BinaryIO, *, expected: str) -> int:
+    """Copy the member into the store under `key`; it must still be what was verified."""
+    hashed = HashedReader(member)
+    written = store.put(key, iter(lambda: hashed.read(READ_PIECE), b""))
+    if hashed.sha256 != expected:
+        store.delete(key)
+        raise ArchiveDamaged("the archive changed after it was verified; run restore again")
+    return written
+
+
+def _owner(username: str) -> tuple[Any, bool]:
+    """The user named `username`, created inactive without a password when missing."""
+    user_model = get_user_model()
+    user = user_model.objects.filter(**{user_model.USERNAME_FIELD: username}).first()
+    if user is not None:
+        return user, False
+    user = user_model(**{user_model.USERNAME_FIELD: username}, is_active=False)
+    user.set_unusable_password()
+    user.save()
+    return user, True
+
+
+def _chunk_totals(session_id: uuid.UUID) -> dict[str, int]:
+    """The session's running totals recounted from its chunk rows."""
+    waiting = Q(status__in=[ChunkStatus.RECEIVED, ChunkStatus.PROCESSING])
+    counted = {
+        "chunk_count": Count("pk"),
+        "size": Sum("size", default=0),
+        "compressed_size": Sum("compressed_size", default=0),
+        "backlog_bytes": Sum("size", filter=waiting, default=0),
+        **{f"chunks_{status}": Count("pk", filter=Q(status=status)) for status in ChunkStatus},
+    }
+    totals = Chunk.objects.filter(session_id=session_id).aggregate(
+        **{f"total_{name}": aggregate for name, aggregate in counted.items()}
+    )
+    return {name: totals[f"total_{name}"] for name in counted}
+
+
+def _session_rows_write(session: ArchivedSession, *, archive_id: str) -> bool:
+    """Write the session's rows in one transaction; True if its owner had to be created."""
+    fields = session_fields(session.record)
+    now = timezone.now()
+    with atomic():
+        owner, owner_created = _owner(session.owner)
+        if session.action == CREATE:
+            row = Session(id=session.id, owner=owner, **fields)
+            row.save(force_insert=True)
+        else:
+            list(Chunk.objects.filter(session_id=session.id).select_for_update().values("pk"))
+            row = Session.objects.select_for_update().get(pk=session.id)
+            tally_apply(session_id=None, tally=tallies.session_removed(session=row))
+        Chunk.objects.bulk_create(
+            Chunk(
+                id=chunk.id,
+                session_id=session.id,
+                sequence=chunk.sequence,
+                size=chunk.size,
+                sha256=chunk.sha256,
+                status=ChunkStatus.STORED,
+                spool_key="",
+                algorithm=chunk.algorithm,
+                compressed_size=chunk.stored_size,
+                stored_sha256=chunk.stored_sha256,
+                storage_key=chunk.storage_key,
+                processing_ms=chunk.processing_ms,
+                created_at=chunk.created_at or now,
+                stored_at=chunk.stored_at or now,
+            )
+            for chunk in session.chunks
+            if chunk.sequence in session.chunks_to_write
+        )
+        Session.objects.filter(pk=session.id).update(
+            owner=owner, **fields, **_chunk_totals(session.id)
+        )
+        row.refresh_from_db()
+        tally_apply(session_id=None, tally=tallies.session_restored(session=row))
+        audit_record(
+            action=AuditAction.BACKUP_RESTORED,
+            session_id=session.id,
+            detail={
+                "archive_id": archive_id,
+                "restore": session.action,
+                "chunks": len(session.chunks_to_write),
+                "owner_created": owner_created,
+            },
+        )
+    return owner_created
+
+
+class _SessionFiles:
+    """The files a restore writes for one session, removed again if its rows do not commit."""
+
+    def __init__(self, session: ArchivedSession, *, archive_id: str) -> None:
+        self.session = session
+        self.archive_id = archive_id
+        self.chunks = {chunk.sequence: chunk for chunk in session.chunks}
+        self.written: list[tuple[ChunkStore, str]] = []
+        self.sequences_written: set[int] = set()
+        self.tail_written = False
+        self.bytes = 0
+
+    def put(self, name: str, member: BinaryIO) -> bool:
+        """Store the member if the restore needs it; True if it was a chunk."""
+        if match := CHUNK_MEMBER.fullmatch(name):
+            chunk = self.chunks.get(int(match["sequence"]))
+            if chunk is None or chunk.sequence not in self.session.chunks_to_write:
+                return False
+            self._put(get_chunk_store(), chunk.storage_key, member, chunk.stored_sha256)
+            self.sequences_written.add(chunk.sequence)
+            return True
+        if TAIL_MEMBER.fullmatch(name) and self.session.write_tail:
+            chunk_size = self.session.record["chunk_size"]
+            stream = SessionStream(session_id=self.session.id, chunk_size=chunk_size)
+            key = stream.spool_key(self.session.record["stream_offset"] // chunk_size)
+            self._put(get_spool(), key, member, self.session.stream_tail.sha256)
+            self.tail_written = True
+        return False
+
+    def _put(self, store: ChunkStore, key: str, member: BinaryIO, sha256: str) -> None:
+        self.written.append((store, key))
+        self.bytes += _member_put(store, key, member, expected=sha256)
+
+    def commit(self) -> bool:
+        """Write the rows once every file is in place; True if the owner had to be created."""
+        if self.sequences_written != self.session.chunks_to_write or (
+            self.tail_written != self.session.write_tail
+        ):
+            raise ArchiveDamaged("the archive changed after it was verified; run restore again")
+        try:
+            return _session_rows_write(self.session, archive_id=self.archive_id)
+        except IntegrityError as error:
+            raise RestoreConflict(
+                f"Session {self.session.id} changed while it was being restored ({error}); "
+                "run restore again: sessions already restored are skipped."
+            ) from error
+
+    def remove(self) -> None:
+        for store, key in self.written:
+            with suppress(ChunkStoreError):
+                store.delete(key)
+
+
+def _session_finish(files: _SessionFiles, *, result: RestoreResult) -> None:
+    """Commit the rows of a session whose files are in place, and count it."""
+    if files.commit():
+        result.users_created.append(files.session.owner)
+    if files.session.action == CREATE:
+        result.sessions_created += 1
+    else:
+        result.sessions_extended += 1
+    result.chunks_written += len(files.sequences_written)
+    result.bytes_written += files.bytes
+
+
+def backup_restore(
+    *, archive: Path, dry_run: bool, progress: ProgressFactory | None = None
+) -> RestoreResult:
+    """Verify the whole archive, then (unless a dry run) restore each session it holds.
+
+    Sessions already in the database with the same chunks are left alone, so restoring an
+    archive twice changes nothing the second time.
+    """
+    archive = Path(archive)
+    verified = backup_verify(archive=archive, progress=progress)
+    created, extended = verified.sessions_to(CREATE), verified.sessions_to(EXTEND)
+    result = RestoreResult(
+        archive_id=verified.archive_id,
+        dry_run=dry_run,
+        sessions_unchanged=len(verified.sessions_to(UNCHANGED)),
+    )
+    pending = {session.id: session for session in [*created, *extended]}
+    if dry_run:
+        result.sessions_created, result.sessions_extended = len(created), len(extended)
+        result.chunks_written = sum(len(s.chunks_to_write) for s in pending.values())
+        result.bytes_written = sum(
+            chunk.stored_size
+            for session in pending.values()
+            for chunk in session.chunks
+            if chunk.sequence in session.chunks_to_write
+        )
+        result.users_created = verified.owners_missing
+        return result
+    if not pending:
+        return result
+    bar = progress_start(progress, "restore", sum(len(s.chunks_to_write) for s in pending.values()))
+    files: _SessionFiles | None = None
+    try:
+        with (
+            archive_reading(archive, advice=RESTORE_PARTLY_ADVICE),
+            store_errors(advice=RESTORE_PARTLY_ADVICE),
+        ):
+            for name, member in archive_members(archive):
+                if name == MANIFEST or SESSION_MEMBER.fullmatch(name):
+                    if files is not None:
+                        _session_finish(files, result=result)
+                        files = None
+                    if match := SESSION_MEMBER.fullmatch(name):
+                        session = pending.pop(uuid.UUID(match["session"]), None)
+                        if session is not None:
+                            files = _SessionFiles(session, archive_id=verified.archive_id)
+                elif files is not None and files.put(name, member) and bar:
+                    bar.advance()
+    except BaseException:
+        if files is not None:
+            files.remove()
+        raise
+    finally:
+        if bar:
+            bar.finish()
+    if pending:
+        raise BackupCorrupt(
+            f"{archive} changed after it was verified: sessions "
+            f"{listing([str(session_id) for session_id in pending])} were not found; "
+            "run restore again."
+        )
+    return result

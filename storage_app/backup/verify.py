@@ -1,0 +1,305 @@
+"""Verifying an archive whole, and planning what restoring each of its sessions would do."""
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from django.contrib.auth import get_user_model
+
+from chunks_app.codecs import get_codec
+from chunks_app.merkle import merkle_root
+from chunks_app.models import Chunk
+from core.choices import CompressionAlgorithm
+from core.progress import ProgressFactory
+from sessions_app.models import Session
+from storage_app.backup.format import (
+    CHUNK_MEMBER,
+    CREATE,
+    EXTEND,
+    FORMAT,
+    MANIFEST,
+    PROBLEMS_SHOWN,
+    RECORD_MAX_BYTES,
+    SESSION_MEMBER,
+    TAIL_MEMBER,
+    UNCHANGED,
+    VERSION,
+    ArchiveDamaged,
+    ArchivedSession,
+    BackupError,
+    RestoreConflict,
+    RestoreNeedsBase,
+    chunk_member_name,
+    listing,
+    record_check,
+    sessions_from_manifest,
+    tail_member_name,
+)
+from storage_app.backup.streams import (
+    READ_PIECE,
+    HashedReader,
+    archive_members,
+    archive_reading,
+    archive_require,
+    mib_progress,
+)
+
+RESTORE_ADVICE = "Nothing was restored; restore another backup archive."
+
+
+@dataclass
+class VerifiedArchive:
+    path: Path
+    archive_id: str
+    base_id: str | None
+    created_at: str
+    sessions: list[ArchivedSession]
+    owners_missing: list[str]
+
+    def sessions_to(self, action: str) -> list[ArchivedSession]:
+        return [session for session in self.sessions if session.action == action]
+
+
+@dataclass
+class _MemberDigest:
+    sha256: str
+    size: int
+    raw_sha256: str | None = None
+    raw_size: int | None = None
+
+
+@dataclass
+class _ArchiveScan:
+    manifest: dict | None = None
+    digests: dict[str, _MemberDigest] = field(default_factory=dict)
+    records: dict[str, dict] = field(default_factory=dict)
+
+
+def _chunk_digest(stream: BinaryIO, *, algorithm: str) -> _MemberDigest:
+    """Hash the member's bytes and, decompressing them as they pass, its raw bytes."""
+    stored = HashedReader(stream)
+    raw_hasher, raw_size = hashlib.sha256(), 0
+    with closing(get_codec(algorithm).open_decompressed(stored)) as raw:
+        while piece := raw.read(READ_PIECE):
+            raw_hasher.update(piece)
+            raw_size += len(piece)
+    stored.drain()
+    return _MemberDigest(stored.sha256, stored.size, raw_hasher.hexdigest(), raw_size)
+
+
+def _archive_scan(archive: Path, *, progress: ProgressFactory | None) -> _ArchiveScan:
+    """Read every member once: hashes, decompressed chunks, session records, the manifest."""
+    scan = _ArchiveScan()
+    current_session = None
+    read_progress = mib_progress(progress, "verify", archive)
+    try:
+        for name, member in archive_members(archive, on_read=read_progress):
+            if scan.manifest is not None:
+                raise ArchiveDamaged(f"member {name!r} follows the manifest, which must be last")
+            if name in scan.digests:
+                raise ArchiveDamaged(f"member {name!r} appears twice")
+            if name == MANIFEST:
+                data = member.read()
+                scan.manifest = json.loads(data)
+                scan.digests[name] = _MemberDigest(hashlib.sha256(data).hexdigest(), len(data))
+            elif match := SESSION_MEMBER.fullmatch(name):
+                data = member.read(RECORD_MAX_BYTES + 1)
+                if len(data) > RECORD_MAX_BYTES:
+                    raise ArchiveDamaged(f"member {name!r} is too large for a session record")
+                current_session = match["session"]
+                scan.records[name] = json.loads(data)
+                scan.digests[name] = _MemberDigest(hashlib.sha256(data).hexdigest(), len(data))
+            elif match := CHUNK_MEMBER.fullmatch(name) or TAIL_MEMBER.fullmatch(name):
+                if match["session"] != current_session:
+                    raise ArchiveDamaged(f"member {name!r} is not next to its session's record")
+                algorithm = match.groupdict().get("algorithm") or CompressionAlgorithm.NONE
+                scan.digests[name] = _chunk_digest(member, algorithm=algorithm)
+            else:
+                raise ArchiveDamaged(f"member {name!r} is not part of a Lucid backup")
+    finally:
+        read_progress.finish()
+    if scan.manifest is None:
+        raise ArchiveDamaged("the manifest is missing: this is not a complete Lucid backup")
+    return scan
+
+
+def _session_problems(
+    session: ArchivedSession, scan: _ArchiveScan, base_id: str | None
+) -> Iterator[str]:
+    """What in the archive contradicts the manifest about this session."""
+    digest = scan.digests.get(session.member)
+    if digest is None or session.member not in scan.records:
+        yield f"the record of session {session.id} ({session.member}) is missing"
+        return
+    if digest.sha256 != session.sha256:
+        yield f"the record of session {session.id} does not match its sha256"
+        return
+    record = scan.records[session.member]
+    try:
+        record_check(record, session_id=session.id)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        yield f"the record of session {session.id} is not valid: {error}"
+        return
+    for chunk in session.chunks:
+        where = f"chunk {chunk.sequence} of session {chunk.session_id}"
+        if chunk.in_base is not None:
+            if chunk.in_base != base_id:
+                yield f"{where} is said to be in archive {chunk.in_base}, which is not the base"
+            continue
+        digest = scan.digests.get(chunk.member)
+        member = chunk_member_name(
+            session_id=chunk.session_id, sequence=chunk.sequence, algorithm=chunk.algorithm
+        )
+        if chunk.member != member or digest is None:
+            yield f"{where} is missing ({chunk.member})"
+        elif (digest.sha256, digest.size) != (chunk.stored_sha256, chunk.stored_size):
+            yield f"{where} does not match its stored sha256 and size"
+        elif (digest.raw_sha256, digest.raw_size) != (chunk.sha256, chunk.size):
+            yield f"{where} does not decompress to its sha256 and size"
+    tail = session.stream_tail
+    if tail is not None:
+        digest = scan.digests.get(tail.member)
+        if tail.member != tail_member_name(session_id=session.id) or digest is None:
+            yield f"the stream tail of session {session.id} is missing"
+        elif (digest.sha256, digest.size) != (tail.sha256, tail.size):
+            yield f"the stream tail of session {session.id} does not match its sha256"
+    sealed = record["merkle_root"]
+    if sealed and merkle_root(chunk.sha256 for chunk in session.chunks) != sealed:
+        yield f"the chunks of session {session.id} do not give its sealed Merkle root"
+
+
+def _unlisted_members(sessions: list[ArchivedSession], scan: _ArchiveScan) -> list[str]:
+    listed = {MANIFEST}
+    for session in sessions:
+        listed.add(session.member)
+        listed.update(chunk.member for chunk in session.chunks if chunk.member)
+        if session.stream_tail:
+            listed.add(session.stream_tail.member)
+    return sorted(set(scan.digests) - listed)
+
+
+def _plan(session: ArchivedSession) -> tuple[str | None, bool]:
+    """Decide what restoring the session does; returns (a conflict, whether the base is needed).
+
+    A session not in the database is created. One whose chunks all match is extended with the
+    archive's newer chunks and fields if the archive is ahead of it, and left alone otherwise.
+    """
+    existing = Session.objects.filter(pk=session.id).first()
+    known = {
+        row["sequence"]: row
+        for row in Chunk.objects.filter(session_id=session.id).values(
+            "sequence", "sha256", "stored_sha256"
+        )
+    }
+    archived = {chunk.sequence: chunk for chunk in session.chunks}
+    needs_base = any(
+        chunk.in_base is not None and chunk.sequence not in known for chunk in session.chunks
+    )
+    if existing is None:
+        session.action = CREATE
+        session.chunks_to_write = set(archived)
+        session.write_tail = session.stream_tail is not None
+        return None, needs_base
+    different = sorted(
+        sequence
+        for sequence, chunk in archived.items()
+        if sequence in known and known[sequence]["sha256"] != chunk.sha256
+    )
+    if different:
+        return f"chunks {', '.join(map(str, different[:PROBLEMS_SHOWN]))} differ", needs_base
+    sealed = session.record["merkle_root"]
+    if sealed and existing.merkle_root and sealed != existing.merkle_root:
+        return "the sealed Merkle roots differ", needs_base
+    missing = set(archived) - set(known)
+    ahead = (
+        bool(missing)
+        or session.record["stream_offset"] > existing.stream_offset
+        or bool(sealed and not existing.merkle_root)
+    )
+    if not ahead:
+        session.action = UNCHANGED
+        return None, False
+    if set(known) - set(archived):
+        return "the database holds chunks the archive does not", needs_base
+    if existing.merkle_root:
+        return "the session is sealed in the database without chunks the archive holds", needs_base
+    if existing.stream_offset > session.record["stream_offset"]:
+        return "the database holds more stream bytes than the archive", needs_base
+    session.action = EXTEND
+    session.chunks_to_write = missing
+    session.write_tail = session.stream_tail is not None
+    return None, needs_base
+
+
+def _owners_missing(sessions: list[ArchivedSession]) -> list[str]:
+    user_model = get_user_model()
+    wanted = {session.owner for session in sessions if session.action == CREATE}
+    wanted |= {session.owner for session in sessions if session.action == EXTEND}
+    present = set(
+        user_model.objects.filter(**{f"{user_model.USERNAME_FIELD}__in": wanted}).values_list(
+            user_model.USERNAME_FIELD, flat=True
+        )
+    )
+    return sorted(wanted - present)
+
+
+def backup_verify(*, archive: Path, progress: ProgressFactory | None = None) -> VerifiedArchive:
+    """Check the whole archive and what restoring it would do; writes nothing."""
+    archive = Path(archive)
+    archive_require(archive)
+    with archive_reading(archive, advice=RESTORE_ADVICE):
+        scan = _archive_scan(archive, progress=progress)
+        manifest = scan.manifest
+        try:
+            if manifest.get("format") != FORMAT:
+                raise ArchiveDamaged("the manifest is not that of a Lucid backup")
+            if manifest.get("version") != VERSION:
+                raise BackupError(
+                    f"{archive} has format version {manifest.get('version')}; this Lucid "
+                    f"restores version {VERSION}. Restore it with the Lucid release that wrote it."
+                )
+            archive_id, base_id = str(manifest["id"]), manifest["base"]
+            sessions = sessions_from_manifest(manifest)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ArchiveDamaged(f"the manifest is not valid ({error})") from error
+        problems = [
+            problem for session in sessions for problem in _session_problems(session, scan, base_id)
+        ]
+        problems += [
+            f"member {name!r} is not in the manifest" for name in _unlisted_members(sessions, scan)
+        ]
+        if problems:
+            raise ArchiveDamaged(f"{len(problems)} problems: {listing(problems)}")
+    for session in sessions:
+        session.record = scan.records[session.member]
+    conflicts, needing_base = [], []
+    for session in sessions:
+        conflict, needs_base = _plan(session)
+        if conflict:
+            conflicts.append(f"session {session.id}: {conflict}")
+        if needs_base:
+            needing_base.append(str(session.id))
+    if conflicts:
+        raise RestoreConflict(
+            f"{len(conflicts)} sessions of {archive} exist with other data ({listing(conflicts)})."
+            " Nothing was restored; delete those sessions first if the archive should replace "
+            "them, or restore another archive."
+        )
+    if needing_base:
+        raise RestoreNeedsBase(
+            f"{archive} is an incremental backup over archive {base_id}, whose chunks of "
+            f"sessions {listing(needing_base)} are not in the database. Nothing was restored; "
+            f"restore the base archive {base_id} first, then this one."
+        )
+    return VerifiedArchive(
+        path=archive,
+        archive_id=archive_id,
+        base_id=base_id,
+        created_at=str(manifest.get("created_at", "")),
+        sessions=sessions,
+        owners_missing=_owners_missing(sessions),
+    )
