@@ -1,11 +1,14 @@
 """The OpenAPI schema: valid OpenAPI 3, complete for every route, and its docs pages."""
 
+from pathlib import Path
+
 import pytest
 from openapi_spec_validator import validate
 
 from sessions_app.fields import SESSION_API_FIELDS
 
 pytestmark = pytest.mark.django_db
+PUBLISHED_SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 
 DOCUMENTED = {
     ("/api/v1/auth/token", "post"),
@@ -81,3 +84,12 @@ def test_docs_pages_render(anonymous_client, path):
 
     assert response.status_code == 200
     assert b"/api/schema" in response.content
+
+
+def test_the_served_schema_is_the_published_one_byte_for_byte(anonymous_client):
+    served = anonymous_client.get("/api/schema").content
+
+    assert served == PUBLISHED_SCHEMA.read_bytes(), (
+        "The API contract changed. If that is intended, publish it: "
+        "python manage.py spectacular --file docs/openapi.yaml"
+    )
