@@ -1,0 +1,1 @@
+"""Black-box benchmarks of the Lucid service: `python -m bench.ingest`, `python -m bench.api`."""
