@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 export PORT
 
-.PHONY: run serve test lint format bench migrate clean
+.PHONY: run serve test test-fast lint format bench migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ serve: migrate
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The same without the e2e tests (tests/e2e: real service processes, the slow part).
+test-fast: lint
+	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
 
 # Lint, formatting and the layers contract (pyproject.toml: each package imports only those below).
 lint: $(VENV)/.dev-installed

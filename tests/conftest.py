@@ -16,13 +16,20 @@ from chunks_app.models import Chunk
 from core.choices import ChunkStatus
 from lucid.celery import app as celery_app
 from pipeline_app.choices import PipelineState
-from tests.factories import UserFactory, staff_member
+from tests.chunks_app.helpers import CHUNK_SIZE
+from tests.factories import SessionFactory, UserFactory, staff_member
 
 
 @pytest.fixture
 def user(db):
     """The default caller of API tests: an operator, who may do anything on any session."""
     return UserFactory(username="operator", roles=["operator"])
+
+
+@pytest.fixture
+def recording(user):
+    """A session of `user` in status recording, cut into CHUNK_SIZE chunks."""
+    return SessionFactory(owner=user, status="recording", chunk_size=CHUNK_SIZE)
 
 
 @pytest.fixture

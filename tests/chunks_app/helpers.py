@@ -1,7 +1,5 @@
 """What ingest tests share: upload helpers and waiting for the pipeline."""
 
-import base64
-import hashlib
 import os
 import time
 
@@ -9,6 +7,8 @@ from chunks_app.models import Chunk
 from sessions_app.models import Session
 
 KIB = 1024
+# The chunk size of the sessions the API tests record into.
+CHUNK_SIZE = 64 * KIB
 
 
 def screen_like(size: int, *, seed: int = 0) -> bytes:
@@ -21,17 +21,13 @@ def random_bytes(size: int) -> bytes:
     return os.urandom(size)
 
 
-def content_digest(body: bytes) -> str:
-    return f"sha-256=:{base64.b64encode(hashlib.sha256(body).digest()).decode()}:"
-
-
 def put_chunk(client, session: Session, sequence: int, body: bytes, **headers):
     return client.generic(
         "PUT",
         f"/api/v1/sessions/{session.id}/chunks/{sequence}",
         body,
         content_type="application/octet-stream",
-        **{f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items()},
+        **_meta(headers),
     )
 
 
@@ -47,8 +43,13 @@ def post_stream(client, session: Session, body: bytes):
 def download(client, session: Session, sequence: int, **headers):
     return client.get(
         f"/api/v1/sessions/{session.id}/chunks/{sequence}/download",
-        **{f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items()},
+        **_meta(headers),
     )
+
+
+def _meta(headers: dict[str, str]) -> dict[str, str]:
+    """Keyword headers (`content_digest=...`) as the test client's META keys."""
+    return {f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items()}
 
 
 def body_of(response) -> bytes:

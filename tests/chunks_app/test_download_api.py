@@ -7,7 +7,7 @@ import zstandard
 
 from chunks_app.models import Chunk
 from tests.chunks_app.helpers import (
-    KIB,
+    CHUNK_SIZE,
     body_of,
     download,
     post_stream,
@@ -19,7 +19,6 @@ from tests.chunks_app.helpers import (
 from tests.factories import SessionFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-CHUNK_SIZE = 64 * KIB
 
 
 def independent_merkle_root(hex_digests: list[str]) -> str:
@@ -35,11 +34,6 @@ def independent_merkle_root(hex_digests: list[str]) -> str:
         return root(parents)
 
     return root([bytes.fromhex(d) for d in hex_digests]).hex()
-
-
-@pytest.fixture
-def recording(user):
-    return SessionFactory(owner=user, status="recording", chunk_size=CHUNK_SIZE)
 
 
 @pytest.fixture

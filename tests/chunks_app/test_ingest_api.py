@@ -10,9 +10,8 @@ from rest_framework.test import APIClient
 from chunks_app.models import Chunk
 from sessions_app.models import Session
 from tests.chunks_app.helpers import (
-    KIB,
+    CHUNK_SIZE,
     body_of,
-    content_digest,
     download,
     post_stream,
     put_chunk,
@@ -21,14 +20,9 @@ from tests.chunks_app.helpers import (
     wait_until_settled,
 )
 from tests.factories import SessionFactory
+from tests.support.client import content_digest
 
 pytestmark = pytest.mark.django_db(transaction=True)
-CHUNK_SIZE = 64 * KIB
-
-
-@pytest.fixture
-def recording(user):
-    return SessionFactory(owner=user, status="recording", chunk_size=CHUNK_SIZE)
 
 
 def _files(root) -> list[str]:

@@ -7,7 +7,7 @@ import pytest
 from chunks_app.models import Chunk
 from chunks_app.spool import SessionStream
 from tests.chunks_app.helpers import (
-    KIB,
+    CHUNK_SIZE,
     body_of,
     download,
     post_stream,
@@ -18,12 +18,6 @@ from tests.chunks_app.helpers import (
 from tests.factories import SessionFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-CHUNK_SIZE = 64 * KIB
-
-
-@pytest.fixture
-def recording(user):
-    return SessionFactory(owner=user, status="recording", chunk_size=CHUNK_SIZE)
 
 
 def test_append_reports_bytes_offset_and_completed_chunks(api_client, recording):

@@ -1,9 +1,7 @@
 """The Redis cache: used for statistics and storage usage, and never needed for correctness."""
 
 import shutil
-import socket
 import subprocess
-import time
 
 import pytest
 from django.db import connection
@@ -12,6 +10,7 @@ from django_redis import get_redis_connection
 
 from tests.chunks_app.helpers import KIB, put_chunk, random_bytes, wait_until_settled
 from tests.factories import SessionFactory
+from tests.support.ports import free_port, listening, wait_until_answering
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -19,16 +18,10 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def own_redis(settings):
     """A redis-server of this test's own, which the test may stop."""
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             "redis-server",
@@ -44,16 +37,11 @@ def own_redis(settings):
         stdout=subprocess.DEVNULL,
     )
     url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                server.kill()
-                raise
-            time.sleep(0.05)
+    try:
+        wait_until_answering({"redis-server": port}, seconds=10, answers=listening)
+    except AssertionError:
+        server.kill()
+        raise
     settings.REDIS_URL = url
     settings.CACHES = {
         "default": {

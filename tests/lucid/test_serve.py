@@ -1,21 +1,16 @@
 """`manage.py serve`: the roles, their ports, the recorder's routes, the Celery roles' HTTP."""
 
-import os
-import socket
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 from django.urls import Resolver404, resolve
 
 from lucid.management.commands.serve import ROLES, role_port
 from lucid.role_http import role_http_start
+from tests.support.ports import free_port
 
-REPO = Path(__file__).resolve().parents[2]
 CELERY_ROLES = sorted(role for role, spec in ROLES.items() if spec.needs_broker)
 SESSION = f"/api/v1/sessions/{uuid.uuid4()}"
 RECORDER_ROUTES = {
@@ -42,35 +37,6 @@ API_ONLY_ROUTES = [
     f"{SESSION}/recording",
     f"{SESSION}/manifest",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.mark.parametrize("role", CELERY_ROLES)
-def test_a_celery_role_refuses_to_start_without_a_broker(role, tmp_path):
-    environment = {key: value for key, value in os.environ.items() if key != "CELERY_BROKER_URL"}
-    environment.update(
-        LUCID_STORAGE_PATH=str(tmp_path / "sessions"),
-        DJANGO_STATIC_ROOT=str(tmp_path / "static"),
-    )
-
-    completed = subprocess.run(
-        [sys.executable, "manage.py", "serve", role],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-    assert completed.returncode == 1
-    assert "CommandError" in completed.stderr
-    assert "CELERY_BROKER_URL" in completed.stderr
-    assert f"The {role} role" in completed.stderr
 
 
 def test_the_celery_roles_are_the_workers_and_beat():
@@ -128,7 +94,7 @@ def test_the_api_serves_what_the_recorder_does_not(path):
 
 @pytest.fixture
 def role_http():
-    port = _free_port()
+    port = free_port()
     server = role_http_start(host="127.0.0.1", port=port)
     yield f"http://127.0.0.1:{port}"
     server.shutdown()

@@ -9,7 +9,7 @@ from sessions_app import tallies
 from sessions_app.models import Session
 from sessions_app.tallies import tally_apply
 from tests.chunks_app.helpers import (
-    KIB,
+    CHUNK_SIZE,
     body_of,
     download,
     post_stream,
@@ -21,12 +21,6 @@ from tests.chunks_app.helpers import (
 from tests.factories import SessionFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-CHUNK_SIZE = 64 * KIB
-
-
-@pytest.fixture
-def recording(user):
-    return SessionFactory(owner=user, status="recording", chunk_size=CHUNK_SIZE)
 
 
 def _pipeline(client, session, action: str = ""):

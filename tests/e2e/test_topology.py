@@ -22,25 +22,29 @@ that row instead of rewriting it. Chunks a killed worker held are queued again o
 LUCID_WATCHDOG_STALE_SECONDS (10 s) old.
 """
 
-import base64
-import contextlib
-import hashlib
-import http.client
-import json
 import math
 import os
 import random
 import signal
-import socket
-import subprocess
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-VENV_BIN = REPO / ".venv" / "bin"
+from tests.support.client import (
+    API,
+    ServiceClient,
+    append,
+    login,
+    put_chunk,
+    session_start,
+    wait_until_stored,
+)
+from tests.support.ports import free_ports, healthy, wait_until_answering
+from tests.support.processes import BIN, ProcessGroup, command_line
+from tests.support.server import environment
+
 ROLES = ("api", "storage", "pipeline", "recorder", "processor")
 MIB = 1 << 20
 CHUNK_SIZE = 4 * MIB
@@ -57,14 +61,10 @@ WATCHDOG_INTERVAL_SECONDS = 5
 WATCHDOG_STALE_SECONDS = 10
 WATCHDOG_TASK = "lucid: pipeline watchdog"
 BROKER_DB, CACHE_DB = 9, 10
-USERNAME, PASSWORD = "topology", "a long topology password"
 STARTUP_SECONDS = 120
 FIRST_THIRD_SECONDS = 60
 KILL_WINDOW_SECONDS = 30
 STORED_SECONDS = 180
-SHUTDOWN_SECONDS = 30
-HONCHO_KILL_WAIT_SECONDS = 5
-HTTP_TIMEOUT_SECONDS = 120
 LOG_TAIL_LINES = 400
 POSTGRES_SCHEMES = ("postgres", "postgresql", "pgsql")
 
@@ -83,121 +83,6 @@ def _skip_reason() -> str:
 pytestmark = pytest.mark.skipif(bool(_skip_reason()), reason=_skip_reason() or "runs")
 
 
-# --- processes ----------------------------------------------------------------------------------
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for probe in sockets:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in sockets]
-    finally:
-        for probe in sockets:
-            probe.close()
-
-
-def _process_table() -> dict[int, tuple[str, int, int]]:
-    """pid -> (state, parent pid, process group) of every process."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        state, parent, group = stat[stat.rindex(")") + 2 :].split()[:3]
-        table[int(entry.name)] = (state, int(parent), int(group))
-    return table
-
-
-def _alive(pids: set[int]) -> set[int]:
-    """The pids of `pids` still running (zombies are gone for our purpose)."""
-    table = _process_table()
-    return {pid for pid in pids if pid in table and table[pid][0] not in "ZX"}
-
-
-def _descendants(root: int) -> set[int]:
-    """`root` and every process below it, whatever their process group or session."""
-    children: dict[int, list[int]] = {}
-    for pid, (_, parent, _) in _process_table().items():
-        children.setdefault(parent, []).append(pid)
-    found, pending = set(), [root]
-    while pending:
-        pid = pending.pop()
-        found.add(pid)
-        pending.extend(children.get(pid, []))
-    return found
-
-
-def _group_members(group: int) -> set[int]:
-    return {pid for pid, (state, _, pgid) in _process_table().items() if pgid == group}
-
-
-def _command_line(pid: int) -> str:
-    try:
-        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-class Group:
-    """A command run as a process group of its own, its output in a log file."""
-
-    def __init__(self, name: str, command: list[str], *, env: dict, log_path: Path) -> None:
-        self.name = name
-        self.log_path = log_path
-        self.seen: set[int] = set()
-        with log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=REPO,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    @property
-    def pgid(self) -> int:
-        return self.process.pid
-
-    def running(self) -> bool:
-        return self.process.poll() is None
-
-    def members(self) -> set[int]:
-        """Live processes of the group or below its leader, and those seen there before."""
-        self.seen |= _descendants(self.pgid) | _group_members(self.pgid)
-        return _alive(self.seen)
-
-    def stop(self, signum: int) -> None:
-        """Signal the whole group and wait until it and every process below its leader exit."""
-        members = self.members()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pgid, signum)
-        deadline = time.monotonic() + SHUTDOWN_SECONDS
-        while _alive(members) and time.monotonic() < deadline:
-            self.process.poll()
-            time.sleep(0.05)
-        self.process.poll()
-        left = _alive(members)
-        assert not left, (
-            f"{self.name}: still running {SHUTDOWN_SECONDS} s after "
-            f"{signal.Signals(signum).name}: {[_command_line(pid) for pid in left]}"
-        )
-
-    def kill(self) -> None:
-        """SIGKILL whatever is left; for the teardown."""
-        for pid in self.members():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self.process.wait(timeout=SHUTDOWN_SECONDS)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
 # --- the topology -------------------------------------------------------------------------------
 
 
@@ -207,75 +92,44 @@ class Topology:
     def __init__(self, root: Path, database_url: str, broker_url: str, cache_url: str) -> None:
         self.root = root
         self.database_url = database_url
-        self.ports = dict(zip(ROLES, _free_ports(len(ROLES)), strict=True))
-        self.groups: list[Group] = []
-        self.env = {
-            key: value
-            for key, value in os.environ.items()
-            if key not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "PROMETHEUS_MULTIPROC_DIR")
-            and not key.startswith(("LUCID_", "GUNICORN_", "DJANGO_", "PYTEST_"))
-        }
-        self.env.update(
+        self.ports = dict(zip(ROLES, free_ports(len(ROLES)), strict=True))
+        self.groups: list[ProcessGroup] = []
+        self.env = environment(
+            root,
             DATABASE_URL=database_url,
             CELERY_BROKER_URL=broker_url,
             REDIS_URL=cache_url,
-            DJANGO_SETTINGS_MODULE="lucid.settings",
-            DJANGO_SUPERUSER_USERNAME=USERNAME,
-            DJANGO_SUPERUSER_PASSWORD=PASSWORD,
-            DJANGO_STATIC_ROOT=str(root / "static"),
-            LUCID_STORAGE_PATH=str(root / "sessions"),
-            LUCID_CHUNK_STORE_PATH=str(root / "chunks"),
-            LUCID_BACKUP_PATH=str(root / "backups"),
             LUCID_WATCHDOG_INTERVAL_SECONDS=str(WATCHDOG_INTERVAL_SECONDS),
             LUCID_WATCHDOG_STALE_SECONDS=str(WATCHDOG_STALE_SECONDS),
             LUCID_TASK_RETRY_DELAY_SECONDS="1",
             PORT=str(self.ports["api"]),
-            PYTHONUNBUFFERED="1",
             **{f"LUCID_{role.upper()}_PORT": str(port) for role, port in self.ports.items()},
         )
 
-    def start(self, name: str, command: list[str]) -> Group:
+    def start(self, name: str, command: list[str]) -> ProcessGroup:
         log_path = self.root / f"{name}.log"
-        group = Group(name, command, env=self.env, log_path=log_path)
+        group = ProcessGroup(name, command, env=self.env, log_path=log_path)
         self.groups.append(group)
         return group
 
-    def start_processor(self, name: str) -> Group:
-        return self.start(name, [str(VENV_BIN / "python"), "manage.py", "serve", "processor"])
+    def start_processor(self, name: str) -> ProcessGroup:
+        return self.start(name, [str(BIN / "python"), "manage.py", "serve", "processor"])
 
-    def wait_healthy(self, *groups: Group, roles=ROLES) -> None:
+    def wait_healthy(self, *groups: ProcessGroup, roles=ROLES) -> None:
         """Until every role answers /health with 200, while each of `groups` keeps running."""
-        deadline = time.monotonic() + STARTUP_SECONDS
-        waiting = set(roles)
-        while waiting:
-            for group in groups:
-                assert group.running(), f"{group.name} exited with {group.process.returncode}"
-            waiting = {role for role in waiting if _health_status(self.ports[role]) != 200}
-            if waiting:
-                assert time.monotonic() < deadline, f"not healthy after start: {sorted(waiting)}"
-                time.sleep(0.25)
+        ports = {role: self.ports[role] for role in roles}
+        wait_until_answering(ports, seconds=STARTUP_SECONDS, watching=groups)
         for group in groups:
             group.members()
 
+    def client(self, role: str, *, token: str | None = None) -> ServiceClient:
+        return ServiceClient(self.ports[role], token=token, logs=self.logs)
+
     def logs(self) -> str:
-        parts = []
-        for group in self.groups:
-            lines = group.log().splitlines()[-LOG_TAIL_LINES:]
-            parts.append(f"--- {group.name} ({group.log_path}) ---\n" + "\n".join(lines))
-        return "\n".join(parts)
-
-
-def _health_status(port: int) -> int | None:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        connection.request("GET", "/health")
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    except OSError:
-        return None
-    finally:
-        connection.close()
+        return "\n".join(
+            f"--- {group.name} ({group.log_path}) ---\n{group.log(last_lines=LOG_TAIL_LINES)}"
+            for group in self.groups
+        )
 
 
 def _with_path(url: str, path: str) -> str:
@@ -317,56 +171,10 @@ def topology(tmp_path):
 # --- HTTP ---------------------------------------------------------------------------------------
 
 
-class Client:
-    """One role's port, spoken to over HTTP; a 5xx fails the test with the servers' logs."""
-
-    def __init__(self, topology: Topology, role: str, token: str | None = None) -> None:
-        self.topology = topology
-        self.port = topology.ports[role]
-        self.token = token
-
-    def request(
-        self, method: str, path: str, *, body=None, headers: dict | None = None
-    ) -> tuple[int, bytes]:
-        headers = dict(headers or {})
-        if isinstance(body, dict):
-            body = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        elif body is not None:
-            headers.setdefault("Content-Type", "application/octet-stream")
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        connection = http.client.HTTPConnection(
-            "127.0.0.1", self.port, timeout=HTTP_TIMEOUT_SECONDS
-        )
-        try:
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            status, content = response.status, response.read()
-        finally:
-            connection.close()
-        assert status < 500, (
-            f"{method} :{self.port}{path} -> {status} {content[:2000]!r}\n{self.topology.logs()}"
-        )
-        return status, content
-
-    def call(self, method: str, path: str, expected: int = 200, **kwargs) -> dict:
-        status, content = self.request(method, path, **kwargs)
-        assert status == expected, f"{method} :{self.port}{path} -> {status} {content[:2000]!r}"
-        return json.loads(content) if content else {}
-
-    def text(self, path: str) -> str:
-        status, content = self.request("GET", path)
-        assert status == 200, f"GET :{self.port}{path} -> {status}"
-        return content.decode()
-
-
-def _login(topology: Topology) -> tuple[Client, Client]:
+def _login(topology: Topology) -> tuple[ServiceClient, ServiceClient]:
     """Clients of the recorder and API ports, holding a JWT obtained through the recorder."""
-    recorder = Client(topology, "recorder")
-    credentials = {"username": USERNAME, "password": PASSWORD}
-    token = recorder.call("POST", "/api/v1/auth/token", body=credentials)["access"]
-    return Client(topology, "recorder", token), Client(topology, "api", token)
+    recorder = login(topology.client("recorder"))
+    return recorder, topology.client("api", token=recorder.token)
 
 
 def _recording(seed: int) -> bytes:
@@ -376,42 +184,23 @@ def _recording(seed: int) -> bytes:
     return b"".join(block + block for block in blocks)
 
 
-def _stream(recorder: Client, session_id: str, data: bytes, start: int, stop: int) -> None:
+def _stream(recorder: ServiceClient, session_id: str, data: bytes, start: int, stop: int) -> None:
     for offset in range(start, stop, STREAM_PIECE):
         piece = data[offset : min(offset + STREAM_PIECE, stop)]
-        result = recorder.call("POST", f"/api/v1/sessions/{session_id}/stream", body=piece)
+        result = append(recorder, session_id, piece)
         assert (result["received"], result["offset"]) == (len(piece), offset + len(piece))
 
 
-def _put(recorder: Client, session_id: str, data: bytes, sequences: range) -> None:
+def _put(recorder: ServiceClient, session_id: str, data: bytes, sequences: range) -> None:
     for sequence in sequences:
         piece = data[sequence * CHUNK_SIZE : (sequence + 1) * CHUNK_SIZE]
-        digest = base64.b64encode(hashlib.sha256(piece).digest()).decode()
-        chunk = recorder.call(
-            "PUT",
-            f"/api/v1/sessions/{session_id}/chunks/{sequence}",
-            201,
-            body=piece,
-            headers={"Content-Digest": f"sha-256=:{digest}:"},
-        )
-        assert (chunk["sequence"], chunk["size"]) == (sequence, len(piece))
+        put_chunk(recorder, session_id, sequence, piece)
 
 
-def _wait_stored(api: Client, session_id: str, count: int, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        pipeline = api.call("GET", f"/api/v1/sessions/{session_id}/pipeline")
-        if pipeline["stored"] >= count:
-            return
-        assert pipeline["failed"] == 0, pipeline
-        assert time.monotonic() < deadline, f"not {count} chunks stored: {pipeline}"
-        time.sleep(0.2)
-
-
-def _metrics(client: Client) -> dict[tuple[str, tuple], float]:
+def _metrics(client: ServiceClient) -> dict[tuple[str, tuple], float]:
     from prometheus_client.parser import text_string_to_metric_families
 
-    families = text_string_to_metric_families(client.text("/metrics"))
+    families = text_string_to_metric_families(client.fetch("/metrics").decode())
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in families
@@ -450,22 +239,21 @@ def _stuck_without_claim(topology: Topology) -> list[tuple]:
 # --- the steps -----------------------------------------------------------------------------------
 
 
-def _create_sessions(recorder: Client) -> dict[str, str]:
+def _create_sessions(recorder: ServiceClient) -> dict[str, str]:
     """A recording session per upload style, started; style -> session id."""
     sessions = {}
     for style in ("stream", "put"):
-        body = {
-            "name": f"topology {style}",
-            "chunk_size": CHUNK_SIZE,
-            "compression_algorithm": "zstd",
-            "compression_level": COMPRESSION_LEVEL,
-        }
-        sessions[style] = recorder.call("POST", "/api/v1/sessions", 201, body=body)["id"]
-        recorder.call("POST", f"/api/v1/sessions/{sessions[style]}/start")
+        sessions[style] = session_start(
+            recorder,
+            name=f"topology {style}",
+            chunk_size=CHUNK_SIZE,
+            compression_algorithm="zstd",
+            compression_level=COMPRESSION_LEVEL,
+        )
     return sessions
 
 
-def _upload_part(recorder: Client, sessions: dict, recordings: dict, part: int) -> None:
+def _upload_part(recorder: ServiceClient, sessions: dict, recordings: dict, part: int) -> None:
     """The `part`-th third of both recordings; the last third's PUTs go in reverse order."""
     stream_start = STREAM_CUTS[part - 1] if part else 0
     _stream(recorder, sessions["stream"], recordings["stream"], stream_start, STREAM_CUTS[part])
@@ -475,13 +263,13 @@ def _upload_part(recorder: Client, sessions: dict, recordings: dict, part: int) 
     _put(recorder, sessions["put"], recordings["put"], sequences)
 
 
-def _kill_mid_processing(topology: Topology, processor: Group) -> list[tuple]:
+def _kill_mid_processing(topology: Topology, processor: ProcessGroup) -> list[tuple]:
     """SIGKILL the processor's celery processes once a chunk is processing; the chunks it held."""
     deadline = time.monotonic() + KILL_WINDOW_SECONDS
     while not _chunk_counts(topology).get("processing"):
         assert time.monotonic() < deadline, f"nothing processing: {_chunk_counts(topology)}"
         time.sleep(0.005)
-    workers = {pid for pid in processor.members() if "-n processor@" in _command_line(pid)}
+    workers = {pid for pid in processor.members() if "-n processor@" in command_line(pid)}
     for pid in workers:
         os.kill(pid, signal.SIGKILL)
     processor.stop(signal.SIGKILL)
@@ -503,12 +291,12 @@ def _wait_all_stored(topology: Topology, total: int) -> None:
     assert counts == {"stored": total}
 
 
-def _assert_statistics_agree(api: Client, sessions: dict) -> int:
+def _assert_statistics_agree(api: ServiceClient, sessions: dict) -> int:
     """Each session's and the system's statistics against what was sent; the compressed total."""
     compressed = 0
     for session_id in sessions.values():
-        statistics = api.call("GET", f"/api/v1/sessions/{session_id}/statistics")
-        chunks = api.call("GET", f"/api/v1/sessions/{session_id}/chunks?page_size=1000")
+        statistics = api.call("GET", f"{API}/sessions/{session_id}/statistics")
+        chunks = api.call("GET", f"{API}/sessions/{session_id}/chunks?page_size=1000")
         stored_sizes = [chunk["compressed_size"] for chunk in chunks["results"]]
         assert statistics["chunk_count"] == CHUNKS_PER_SESSION
         assert statistics["size"] == RECORDING_SIZE
@@ -520,7 +308,7 @@ def _assert_statistics_agree(api: Client, sessions: dict) -> int:
             "failed": 0,
         }
         compressed += statistics["compressed_size"]
-    system = api.call("GET", "/api/v1/sessions/statistics")
+    system = api.call("GET", f"{API}/sessions/statistics")
     total_chunks = len(sessions) * CHUNKS_PER_SESSION
     assert (system["session_count"], system["sessions_by_status"]["stopped"]) == (2, 2)
     assert (system["chunk_count"], system["chunks_by_status"]["stored"]) == (total_chunks,) * 2
@@ -532,7 +320,7 @@ def _assert_statistics_agree(api: Client, sessions: dict) -> int:
 def _assert_metrics_agree(topology: Topology, compressed: int) -> None:
     """Every role's /metrics reports the same totals, those of what was sent."""
     for role in ROLES:
-        metrics = _metrics(Client(topology, role))
+        metrics = _metrics(topology.client(role))
         stored_bytes = sum(
             value for (name, _), value in metrics.items() if name == "lucid_bytes_stored_total"
         )
@@ -564,16 +352,17 @@ def test_a_recording_survives_the_topology_a_restart_and_a_processor_killed_mid_
     recorder, api = _login(topology)
     sessions = _create_sessions(recorder)
     _upload_part(recorder, sessions, recordings, 0)
-    _wait_stored(api, sessions["stream"], STREAM_CUTS[0] // CHUNK_SIZE, FIRST_THIRD_SECONDS)
-    _wait_stored(api, sessions["put"], PUT_CUTS[0], FIRST_THIRD_SECONDS)
-    api.call("POST", f"/api/v1/sessions/{sessions['stream']}/pipeline/pause")
+    first_third = STREAM_CUTS[0] // CHUNK_SIZE
+    wait_until_stored(api, sessions["stream"], first_third, seconds=FIRST_THIRD_SECONDS)
+    wait_until_stored(api, sessions["put"], PUT_CUTS[0], seconds=FIRST_THIRD_SECONDS)
+    api.call("POST", f"{API}/sessions/{sessions['stream']}/pipeline/pause")
 
     serve.stop(signal.SIGTERM)
     assert "sending SIGKILL" not in serve.log(), "a role outlived honcho's grace on SIGTERM"
 
     # 2. The Procfile's other roles under honcho, the processor in a group of its own.
     roles = topology.start(
-        "honcho", [str(VENV_BIN / "honcho"), "start", "--procfile", "Procfile", *ROLES[:-1]]
+        "honcho", [str(BIN / "honcho"), "start", "--procfile", "Procfile", *ROLES[:-1]]
     )
     processor = topology.start_processor("processor-1")
     topology.wait_healthy(roles, processor)
@@ -581,29 +370,29 @@ def test_a_recording_survives_the_topology_a_restart_and_a_processor_killed_mid_
 
     # The second third: the stream session's pipeline is paused, its chunks wait.
     _upload_part(recorder, sessions, recordings, 1)
-    paused = api.call("GET", f"/api/v1/sessions/{sessions['stream']}/pipeline")
+    paused = api.call("GET", f"{API}/sessions/{sessions['stream']}/pipeline")
     waiting = STREAM_CUTS[1] // CHUNK_SIZE - STREAM_CUTS[0] // CHUNK_SIZE
     assert (paused["state"], paused["received"]) == ("paused", waiting), paused
-    api.call("POST", f"/api/v1/sessions/{sessions['stream']}/pipeline/resume")
+    api.call("POST", f"{API}/sessions/{sessions['stream']}/pipeline/resume")
 
     # The processor dies holding chunks; the last third comes in while none runs.
     abandoned = _kill_mid_processing(topology, processor)
     assert abandoned, "the processor died holding no chunk"
     _upload_part(recorder, sessions, recordings, 2)
     for session_id in sessions.values():
-        recorder.call("POST", f"/api/v1/sessions/{session_id}/stop")
+        recorder.call("POST", f"{API}/sessions/{session_id}/stop")
     restarted = topology.start_processor("processor-2")
     topology.wait_healthy(restarted, roles, roles=["processor"])
     _wait_all_stored(topology, 2 * CHUNKS_PER_SESSION)
 
     for style, session_id in sessions.items():
-        status, content = api.request("GET", f"/api/v1/sessions/{session_id}/recording")
+        status, content = api.request("GET", f"{API}/sessions/{session_id}/recording")
         assert status == 200
         assert content == recordings[style], f"the {style} session downloads other bytes"
     compressed = _assert_statistics_agree(api, sessions)
     _assert_metrics_agree(topology, compressed)
     for role in ROLES:
-        assert _health_status(topology.ports[role]) == 200, role
+        assert healthy(topology.ports[role]), role
 
     # The beat schedule ran, and the watchdog gave the killed worker's chunks to the new one.
     ((runs, last_run),) = _query(

@@ -1,0 +1,1 @@
+"""The black-box harness: the service's real processes on free ports, spoken to over HTTP only."""
