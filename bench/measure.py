@@ -7,8 +7,6 @@ from pathlib import Path
 
 from bench.errors import BenchmarkError
 
-MIB = 1 << 20
-
 
 def megabytes_per_second(size: int, seconds: float) -> float:
     return size / seconds / 1e6

@@ -25,6 +25,7 @@ from core.choices import AuditAction
 from core.db import atomic
 from core.errors import InvalidTransition
 from core.progress import ProgressFactory
+from core.sizes import MIB
 from sessions_app.choices import SessionStatus
 from sessions_app.models import Session
 from sessions_app.services import session_delete
@@ -38,7 +39,6 @@ from storage_app.cleanup import (
 
 logger = logging.getLogger(__name__)
 
-MIB = 1024 * 1024
 STOPPED_STATUSES = (SessionStatus.STOPPED, SessionStatus.FAILED)
 RECORDING_STATUSES = (SessionStatus.RECORDING, SessionStatus.PAUSED)
 SESSION_FIELDS = (

@@ -6,12 +6,12 @@ from django.contrib.auth.models import Group, Permission
 
 from chunks_app.services import session_stop
 from core.roles import ROLE_PERMISSIONS
+from core.sizes import MIB
 from sessions_app import services, tallies
 from sessions_app.fields import SESSION_WRITABLE_FIELDS
 from sessions_app.models import Session
 from sessions_app.tallies import tally_apply
 
-MIB = 1024 * 1024
 ACTIONS_TO_REACH = {
     "created": [],
     "recording": [services.session_start],

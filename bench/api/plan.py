@@ -8,8 +8,8 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bench.measure import MIB
 from core.choices import CompressionAlgorithm
+from core.sizes import MIB
 from sessions_app.choices import SessionStatus
 
 DEEP_SESSION_CHUNKS = 300_000

@@ -16,7 +16,7 @@ from bench.ingest.data import DATA_KINDS
 from bench.ingest.kinds import measure_kind
 from bench.ingest.report import WorkerMemory, print_report
 from bench.ingest.transfer import warm_up
-from bench.measure import MIB, process_tree_resident_bytes
+from bench.measure import process_tree_resident_bytes
 from bench.service import (
     Credentials,
     Process,
@@ -28,6 +28,7 @@ from bench.service import (
     start_gunicorn,
     wait_for_port,
 )
+from core.sizes import MIB
 
 DEFAULT_CLIENTS = 2
 

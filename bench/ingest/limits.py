@@ -12,7 +12,8 @@ from typing import Protocol
 import zstandard
 
 from bench.errors import BenchmarkError
-from bench.measure import MIB, megabytes_per_second
+from bench.measure import megabytes_per_second
+from core.sizes import MIB
 
 ZSTD_LEVEL = 6
 READ_PIECE_SIZE = 4 * MIB

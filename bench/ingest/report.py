@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from bench.ingest.kinds import KindResult
-from bench.measure import MIB
 from bench.report import print_machine, print_table
+from core.sizes import MIB
 
 COLUMNS: list[tuple[str, Callable[[KindResult], str]]] = [
     ("(a) zstd6+sha256+fsync MB/s", lambda result: f"{result.raw_limit:.1f}"),

@@ -16,11 +16,11 @@ from chunks_app.storage import ChunkStoreError
 from core.durable import fsync_directory
 from core.errors import NotFound
 from core.progress import Progress, ProgressFactory
+from core.sizes import MIB
 from storage_app.backup.format import ArchiveDamaged, BackupCorrupt, BackupError
 
 READ_PIECE = 1024 * 1024
 COMPRESSED_PIECE = 64 * 1024
-MIB = 1024 * 1024
 ARCHIVE_LEVEL = 3
 
 

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from core.sizes import MIB
 from tests.support.client import (
     API,
     ServiceClient,
@@ -46,7 +47,6 @@ from tests.support.processes import BIN, ProcessGroup, command_line
 from tests.support.server import environment
 
 ROLES = ("api", "storage", "pipeline", "recorder", "processor")
-MIB = 1 << 20
 CHUNK_SIZE = 4 * MIB
 RECORDING_SIZE = 50 * MIB
 CHUNKS_PER_SESSION = math.ceil(RECORDING_SIZE / CHUNK_SIZE)

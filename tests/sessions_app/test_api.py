@@ -4,10 +4,10 @@ import uuid
 
 import pytest
 
+from core.sizes import MIB
 from sessions_app.models import Session
 from tests.factories import SessionFactory
 
-MIB = 1024 * 1024
 pytestmark = pytest.mark.django_db
 LEVEL = "compression_level"
 

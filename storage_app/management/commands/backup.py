@@ -11,9 +11,8 @@ from django.utils.dateparse import parse_datetime
 from core.audit import audit_actor
 from core.errors import ApplicationError
 from core.progress import Progress
+from core.sizes import MIB
 from storage_app.backup.create import backup_create
-
-MIB = 1024 * 1024
 
 
 def aware_datetime(text: str) -> datetime:

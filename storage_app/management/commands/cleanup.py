@@ -10,7 +10,8 @@ from chunks_app.storage import ChunkStoreError
 from core.audit import audit_actor
 from core.errors import ApplicationError
 from core.progress import Progress
-from storage_app.retention import MIB, CleanupReport, lucid_cleanup
+from core.sizes import MIB
+from storage_app.retention import CleanupReport, lucid_cleanup
 
 PROGRESS_FROM_ITEMS = 100
 

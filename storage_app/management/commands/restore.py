@@ -7,9 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 from core.audit import audit_actor
 from core.errors import ApplicationError
 from core.progress import Progress
+from core.sizes import MIB
 from storage_app.backup.restore import backup_restore
-
-MIB = 1024 * 1024
 
 
 class Command(BaseCommand):
