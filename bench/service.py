@@ -41,6 +41,11 @@ def free_port(requested: int) -> int:
         return probe.getsockname()[1]
 
 
+def chunk_store_path(workdir: Path) -> Path:
+    """Where the service started in `workdir` stores its chunks."""
+    return workdir / "service" / "chunks"
+
+
 def service_environment(
     workdir: Path, *, port: int, workers: int, credentials: Credentials
 ) -> dict[str, str]:
@@ -50,7 +55,7 @@ def service_environment(
         "PORT": str(port),
         "GUNICORN_WORKERS": str(workers),
         "LUCID_STORAGE_PATH": str(workdir / "service" / "sessions"),
-        "LUCID_CHUNK_STORE_PATH": str(workdir / "service" / "chunks"),
+        "LUCID_CHUNK_STORE_PATH": str(chunk_store_path(workdir)),
         "DJANGO_STATIC_ROOT": str(workdir / "service" / "static"),
         "DJANGO_SUPERUSER_USERNAME": credentials.username,
         "DJANGO_SUPERUSER_PASSWORD": credentials.password,

@@ -1,18 +1,18 @@
-"""Reads of chunks: listing, the raw bytes of one chunk or a whole recording, the manifest."""
+"""Reads of chunks: listing, the checked raw bytes of a chunk or a whole recording, the manifest."""
 
-import io
+import hashlib
+import itertools
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import closing
+import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import QuerySet
+from django.db.models import Count, Max, QuerySet
 
-from chunks_app.codecs import get_codec
+from chunks_app.codecs import CodecError, get_codec
 from chunks_app.merkle import merkle_root
 from chunks_app.models import MAX_SEQUENCE, Chunk
 from chunks_app.spool import get_spool
@@ -23,12 +23,13 @@ from chunks_app.storage import (
     StoreUsage,
     get_chunk_store,
 )
-from core.choices import ChunkStatus
-from core.errors import NotFound
+from core.choices import CompressionAlgorithm
+from core.errors import ApplicationError, NotFound
+from sessions_app.choices import SessionStatus
 from sessions_app.models import Session
 from sessions_app.selectors import SessionAccess
 
-READ_PIECE = 4 * 1024 * 1024
+MISSING_SEQUENCES_SHOWN = 1000
 logger = logging.getLogger(__name__)
 
 STORAGE_USED_CACHE_KEY = "lucid:storage:used-bytes"
@@ -48,53 +49,104 @@ def chunk_get(*, session: Session | SessionAccess, sequence: int) -> Chunk:
     return chunk
 
 
+class ChunkDamaged(ApplicationError):
+    """A chunk's kept bytes are not those recorded for it: none of them may be sent."""
+
+    status_code = 500
+    default_code = "chunk_damaged"
+
+    def __init__(self, *, chunk: Chunk, reason: str):
+        super().__init__(
+            f"Chunk {chunk.sequence} is damaged ({reason}); none of its bytes are sent.",
+            extra={"sequence": chunk.sequence},
+        )
+        self.chunk_id = chunk.pk
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """Where a chunk's bytes are kept, in which codec, and the size and sha256 recorded."""
+
+    store: ChunkStore
+    place: str
+    key: str
+    algorithm: str
+    size: int
+    sha256: str
+
+
+def _kept(chunk: Chunk) -> _Kept:
+    """The chunk store once the chunk was stored, the spool (raw bytes) until then."""
+    if chunk.storage_key:
+        return _Kept(
+            store=get_chunk_store(),
+            place="chunk store",
+            key=chunk.storage_key,
+            algorithm=chunk.algorithm,
+            size=chunk.compressed_size,
+            sha256=chunk.stored_sha256,
+        )
+    return _Kept(
+        store=get_spool(),
+        place="spool",
+        key=chunk.spool_key,
+        algorithm=CompressionAlgorithm.NONE,
+        size=chunk.size,
+        sha256=chunk.sha256,
+    )
+
+
+def _mismatch(data: bytes, kept: _Kept) -> str | None:
+    where = f"in the {kept.place}"
+    if len(data) < kept.size:
+        return f"truncated {where}: {len(data)} of {kept.size} bytes"
+    if len(data) > kept.size:
+        return f"size mismatch {where}: more than the {kept.size} bytes recorded"
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != kept.sha256:
+        return f"hash mismatch {where}: sha256 {digest}, recorded {kept.sha256}"
+    return None
+
+
+def _read_kept(chunk: Chunk) -> tuple[bytes, str]:
+    """The chunk's kept bytes, read whole and checked, and their codec; `ChunkDamaged` if wrong."""
+    kept = _kept(chunk)
+    try:
+        with kept.store.open(kept.key) as file:
+            data = file.read(kept.size + 1)
+    except ChunkNotFoundError:
+        chunk.refresh_from_db()
+        if _kept(chunk).key != kept.key:  # stored meanwhile, and its spool file removed
+            return _read_kept(chunk)
+        raise ChunkDamaged(chunk=chunk, reason=f"file missing from the {kept.place}") from None
+    if mismatch := _mismatch(data, kept):
+        raise ChunkDamaged(chunk=chunk, reason=mismatch)
+    return data, kept.algorithm
+
+
+def chunk_read_raw(*, chunk: Chunk) -> bytes:
+    """The chunk's raw bytes, decoded from kept bytes that match their recorded sha256."""
+    data, algorithm = _read_kept(chunk)
+    try:
+        raw = get_codec(algorithm).decompress(data)
+    except CodecError as error:
+        raise ChunkDamaged(chunk=chunk, reason=f"undecodable: {error}") from error
+    if len(raw) != chunk.size:
+        reason = f"undecodable: {len(raw)} bytes decoded, {chunk.size} recorded"
+        raise ChunkDamaged(chunk=chunk, reason=reason)
+    return raw
+
+
 def chunk_read_stored(*, chunk: Chunk) -> Iterator[bytes]:
-    """The chunk's bytes as stored (compressed with `chunk.algorithm`), in pieces."""
-    with get_chunk_store().open(chunk.storage_key) as stored:
-        while piece := stored.read(READ_PIECE):
-            yield piece
+    """The kept bytes, checked at once: as stored (in `chunk.algorithm`), raw until stored."""
+    data, _ = _read_kept(chunk)
+    return iter((data,))
 
 
-def _open_raw(chunk: Chunk) -> BinaryIO:
-    """The chunk's raw bytes: decompressed from the store, or from the spool until stored."""
-    if chunk.status != ChunkStatus.STORED:
-        try:
-            return get_spool().open(chunk.spool_key)
-        except ChunkNotFoundError:
-            chunk.refresh_from_db()
-            if chunk.status != ChunkStatus.STORED:
-                raise
-    return get_codec(chunk.algorithm).open_decompressed(get_chunk_store().open(chunk.storage_key))
-
-
-def chunk_read_range(*, chunk: Chunk, start: int, end: int) -> Iterator[bytes] | BinaryIO:
-    """Raw bytes `start`..`end` (inclusive) of the chunk, in pieces.
-
-    When they lie uncompressed in a file and run to its end, the file itself is returned,
-    positioned at `start`, so that the server can send it with sendfile.
-    """
-    raw = _open_raw(chunk)
-    if raw.seekable() and end == chunk.size - 1 and isinstance(raw, io.IOBase):
-        raw.seek(start)
-        return raw
-    return _read_pieces(raw, start=start, end=end)
-
-
-def _read_pieces(raw: BinaryIO, *, start: int, end: int) -> Iterator[bytes]:
-    with closing(raw):
-        if raw.seekable():
-            raw.seek(start)
-        else:
-            _skip(raw, start)
-        remaining = end - start + 1
-        while remaining > 0 and (piece := raw.read(min(READ_PIECE, remaining))):
-            remaining -= len(piece)
-            yield piece
-
-
-def _skip(raw: BinaryIO, count: int) -> None:
-    while count > 0 and (piece := raw.read(min(READ_PIECE, count))):
-        count -= len(piece)
+def chunk_read_range(*, chunk: Chunk, start: int, end: int) -> Iterator[bytes]:
+    """Raw bytes `start`..`end` (inclusive) of the chunk, checked at once."""
+    return iter((chunk_read_raw(chunk=chunk)[start : end + 1],))
 
 
 @dataclass(frozen=True)
@@ -122,24 +174,66 @@ def session_recording_layout(*, session: Session) -> RecordingLayout:
 
 
 def recording_read_range(*, layout: RecordingLayout, start: int, end: int) -> Iterator[bytes]:
-    """Raw bytes `start`..`end` (inclusive) of the recording, across chunk borders."""
-    for chunk, offset in zip(layout.chunks, layout.offsets, strict=True):
-        chunk_end = offset + chunk.size - 1
-        if chunk_end < start or offset > end:
-            continue
-        yield from _read_pieces(
-            _open_raw(chunk), start=max(start, offset) - offset, end=min(end, chunk_end) - offset
+    """Raw bytes `start`..`end` (inclusive) of the recording, across chunk borders.
+
+    Each chunk is checked before its first byte is given: the first at once, before any
+    response, each other one once the bytes before it are taken.
+    """
+    readings = (
+        chunk_read_range(
+            chunk=chunk,
+            start=max(start, offset) - offset,
+            end=min(end, offset + chunk.size - 1) - offset,
         )
+        for chunk, offset in zip(layout.chunks, layout.offsets, strict=True)
+        if offset <= end and start < offset + chunk.size
+    )
+    first = next(readings, ())
+    return itertools.chain(first, itertools.chain.from_iterable(readings))
+
+
+def chunk_sequences_complete(*, session_id: uuid.UUID) -> bool:
+    """Whether the session's chunks are numbered 0…n−1 without a gap; true when it has none."""
+    found = Chunk.objects.filter(session_id=session_id).aggregate(
+        count=Count("pk"), last=Max("sequence")
+    )
+    return found["last"] is None or found["last"] + 1 == found["count"]
+
+
+def _missing_sequences(sequences: Iterable[int], *, shown: int) -> tuple[list[int], int]:
+    """The first `shown` sequences missing below the highest of `sequences` (ascending, each
+    once), and how many are missing in all."""
+    missing: list[int] = []
+    count = expected = 0
+    for sequence in sequences:
+        if sequence > expected:
+            count += sequence - expected
+            missing.extend(range(expected, min(sequence, expected + shown - len(missing))))
+        expected = sequence + 1
+    return missing, count
+
+
+def session_missing_sequences(*, session: Session, shown: int) -> tuple[list[int], int]:
+    """The first `shown` sequences missing below the session's highest one, and their count."""
+    sequences = chunk_list(session=session).order_by("sequence").values_list("sequence", flat=True)
+    return _missing_sequences(sequences.iterator(), shown=shown)
 
 
 def session_manifest(*, session: Session) -> dict:
+    """The chunks' hashes, their Merkle root and the sequences missing below the highest one."""
     chunks = list(
         chunk_list(session=session).order_by("sequence").values("sequence", "size", "sha256")
+    )
+    missing, missing_count = _missing_sequences(
+        (chunk["sequence"] for chunk in chunks), shown=MISSING_SEQUENCES_SHOWN
     )
     return {
         "session": session.pk,
         "chunks": chunks,
         "merkle_root": merkle_root(chunk["sha256"] for chunk in chunks),
+        "complete": session.status == SessionStatus.STOPPED and not missing_count,
+        "missing_sequences": missing,
+        "missing_count": missing_count,
     }
 
 

@@ -1,19 +1,24 @@
-"""Writes of chunks: durable ingest by upload or by stream, sealing at stop, a session's files."""
+"""Writes of chunks: durable ingest, sealing at stop, marking damage, a session's files."""
 
 import hashlib
+import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from django.db import IntegrityError
 from django.db.models import Q
 
 from chunks_app.merkle import merkle_root
 from chunks_app.models import MAX_SEQUENCE, Chunk
+from chunks_app.selectors import ChunkDamaged, chunk_sequences_complete
 from chunks_app.signals import chunks_received
 from chunks_app.spool import Segment, SessionStream, get_spool, upload_spool_key
 from chunks_app.storage import get_chunk_store
+from core.audit import audit_record
+from core.choices import AuditAction, ChunkStatus
 from core.db import atomic, atomic_retried, on_commit
 from core.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from sessions_app import services as session_services
@@ -23,6 +28,7 @@ from sessions_app.models import Session
 from sessions_app.tallies import tally_apply
 
 READ_PIECE = 1024 * 1024
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,16 @@ def _body_pieces(body: BinaryIO | None, *, limit: int | None, hasher=None) -> It
         yield piece
 
 
+def _chunk_pieces(body: BinaryIO | None, *, chunk_size: int, hasher) -> Iterator[bytes]:
+    """An uploaded chunk's body in pieces: at least one byte, at most `chunk_size`."""
+    received = 0
+    for piece in _body_pieces(body, limit=chunk_size, hasher=hasher):
+        received += len(piece)
+        yield piece
+    if not received:
+        raise ValidationFailed("A chunk needs at least one byte.", code="empty_chunk")
+
+
 def _count_chunks_in(*, session: Session, chunks: list[Chunk]) -> bool:
     """Add `chunks` to the totals if the session is still recording; False if it is not."""
     tally = tallies.chunks_received(count=len(chunks), size=sum(chunk.size for chunk in chunks))
@@ -111,12 +127,13 @@ def chunk_ingest(
     session: Session,
     sequence: int,
     body: BinaryIO | None,
-    content_length: int,
+    content_length: int | None,
     expected_sha256: bytes | None = None,
 ) -> tuple[Chunk, bool]:
     """Spool an uploaded chunk durably and queue it; returns the chunk and whether it is new.
 
     The same bytes under an existing sequence are an idempotent retry; other bytes conflict.
+    `content_length` is None for a chunked body, whose size is known once read.
     """
     if not 0 <= sequence <= MAX_SEQUENCE:
         raise ValidationFailed(
@@ -125,13 +142,11 @@ def chunk_ingest(
         )
     _require_recording(session)
     _claim_ingest_mode(session=session, mode=IngestMode.CHUNKS)
-    if content_length > session.chunk_size:
+    if content_length is not None and content_length > session.chunk_size:
         raise _too_large(session.chunk_size)
-    if content_length == 0:
-        raise ValidationFailed("A chunk needs at least one byte.", code="empty_chunk")
 
     hasher = hashlib.sha256()
-    pieces = _body_pieces(body, limit=session.chunk_size, hasher=hasher)
+    pieces = _chunk_pieces(body, chunk_size=session.chunk_size, hasher=hasher)
     existing = Chunk.objects.filter(session=session, sequence=sequence).first()
     if existing is not None:
         size = sum(len(piece) for piece in pieces)
@@ -187,7 +202,7 @@ def _chunks_from_segments(*, session: Session, segments: list[Segment]) -> list[
 
 
 def session_stream_append(
-    *, session: Session, body: BinaryIO | None, content_length: int
+    *, session: Session, body: BinaryIO | None, content_length: int | None
 ) -> StreamAppendResult:
     """Append the body to the session's byte stream; every full `chunk_size` becomes a chunk."""
     _require_recording(session)
@@ -220,7 +235,8 @@ def session_stream_append(
 
 
 def session_stop(*, session: Session) -> Session:
-    """Stop recording: flush the stream's tail into a last chunk and seal the manifest."""
+    """Stop recording: flush the stream's tail into a last chunk, seal the manifest and note
+    whether any sequence is missing (`complete`); a session with gaps stops all the same."""
     with SessionStream(session_id=session.pk, chunk_size=session.chunk_size).locked():
         session.refresh_from_db()
         with atomic():
@@ -229,7 +245,10 @@ def session_stop(*, session: Session) -> Session:
                 session_stream_seal(session=session)
             hashes = Chunk.objects.filter(session=session).order_by("sequence")
             session.merkle_root = merkle_root(hashes.values_list("sha256", flat=True)) or ""
-            Session.objects.filter(pk=session.pk).update(merkle_root=session.merkle_root)
+            session.complete = chunk_sequences_complete(session_id=session.pk)
+            Session.objects.filter(pk=session.pk).update(
+                merkle_root=session.merkle_root, complete=session.complete
+            )
     session.refresh_from_db()
     return session
 
@@ -258,3 +277,53 @@ def session_files_delete(*, session_id: uuid.UUID) -> None:
 
 def session_files_delete_on_commit(*, session_id: uuid.UUID) -> None:
     on_commit(lambda: session_files_delete(session_id=session_id))
+
+
+def chunk_mark_damaged(*, chunk_id: uuid.UUID, reason: str) -> Chunk | None:
+    """Mark the chunk `damaged` for `reason`, counted and audited; None if gone or already so."""
+    with atomic():
+        chunk = Chunk.objects.select_for_update().filter(pk=chunk_id).first()
+        if chunk is None or chunk.status == ChunkStatus.DAMAGED:
+            return None
+        source = chunk.status
+        chunk.status, chunk.error = ChunkStatus.DAMAGED, reason
+        chunk.save(update_fields=["status", "error"])
+        tally = tallies.chunk_damaged(source=source, size=chunk.size)
+        tally_apply(session_id=chunk.session_id, tally=tally)
+        audit_record(
+            action=AuditAction.CHUNK_DAMAGED,
+            session_id=chunk.session_id,
+            sequence=chunk.sequence,
+            detail={"reason": reason, "status": source},
+        )
+    logger.error(
+        "chunk %s#%s damaged: %s",
+        chunk.session_id,
+        chunk.sequence,
+        reason,
+        extra={"session_id": str(chunk.session_id), "sequence": chunk.sequence},
+    )
+    return chunk
+
+
+@contextmanager
+def _damage_marked() -> Iterator[None]:
+    try:
+        yield
+    except ChunkDamaged as damage:
+        chunk_mark_damaged(chunk_id=damage.chunk_id, reason=damage.reason)
+        raise
+
+
+def _pieces_damage_marked(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    with _damage_marked():
+        yield from pieces
+
+
+def chunk_read_marking_damage(
+    read: Callable[..., Iterable[bytes]], /, **arguments: Any
+) -> Iterator[bytes]:
+    """`read(**arguments)`; a chunk it finds damaged, at once or later, is marked so first."""
+    with _damage_marked():
+        pieces = read(**arguments)
+    return _pieces_damage_marked(pieces)

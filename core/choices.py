@@ -24,6 +24,8 @@ class AuditAction(models.TextChoices):
     BACKUP_RESTORED = "backup_restored", "Backup restored"
     RETENTION_DELETED = "retention_deleted", "Deleted by retention"
     LOGIN_FAILED = "login_failed", "Login failed"
+    CHUNK_DAMAGED = "chunk_damaged", "Chunk found damaged"
+    CHUNK_REPAIRED = "chunk_repaired", "Chunk repaired from a backup"
 
 
 class ChunkStatus(models.TextChoices):
@@ -31,6 +33,7 @@ class ChunkStatus(models.TextChoices):
     PROCESSING = "processing", "Processing"
     STORED = "stored", "Stored"
     FAILED = "failed", "Failed"
+    DAMAGED = "damaged", "Damaged"
 
 
 class CompressionAlgorithm(models.TextChoices):

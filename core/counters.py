@@ -34,6 +34,13 @@ def counters_add(deltas: Mapping[str, int]) -> None:
         Counter.objects.filter(key__in=keys).update(value=F("value") + increment)
 
 
+def counters_set(values: Mapping[str, int]) -> None:
+    """Set each counter to its value, such as a gauge of the last backup; others stay as is."""
+    with atomic():
+        for key in sorted(values):
+            Counter.objects.update_or_create(key=key, defaults={"value": values[key]})
+
+
 def counters_read(keys: Iterable[str] | None = None, *, prefix: str = "") -> dict[str, int]:
     rows = Counter.objects.all()
     if keys is not None:

@@ -9,6 +9,7 @@ user as actor).
 import json
 from collections.abc import Callable, Iterable
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import flatten_fieldsets
@@ -23,17 +24,23 @@ from django.utils.html import format_html
 from chunks_app import services as chunk_services
 from chunks_app.admin import ratio_display
 from chunks_app.models import Chunk
+from chunks_app.selectors import session_missing_sequences
+from core.choices import ChunkStatus
 from core.errors import ApplicationError
 from core.models import AuditEntry
 from pipeline_app import services as pipeline_services
 from pipeline_app.choices import PipelineState
 from pipeline_app.selectors import pipeline_status
 from sessions_app import services
+from sessions_app.choices import SessionStatus
 from sessions_app.models import Session
+from storage_app.backup.create import backup_newest
+from storage_app.backup.repair import RepairResult, backup_repair
 from storage_app.verify import Damage, chunks_verify
 
 CHUNKS_SHOWN = 50
 AUDIT_ENTRIES_SHOWN = 20
+GAPS_SHOWN = 20
 EDITABLE_FIELDS = ("name", "host", "retention_days", "legal_hold")
 
 
@@ -41,6 +48,22 @@ def _damage_text(damage: Damage) -> str:
     if damage.sequence is None:
         return damage.problem
     return f"chunk {damage.sequence}: {damage.problem}"
+
+
+def _repair_outcome(session: Session, result: RepairResult) -> tuple[int, str]:
+    """What repairing the session from the archive did, and the message level to say it with."""
+    name = result.archive.name
+    if session.pk not in result.sessions:
+        return messages.WARNING, f"not in the newest backup {name}; nothing repaired."
+    repaired = [str(item.sequence) for item in result.repaired if item.session_id == session.pk]
+    failed = [item for item in result.unrepairable if item.session_id == session.pk]
+    parts = [f"repaired chunks {', '.join(repaired)} from {name}"] if repaired else []
+    parts += [
+        f"cannot repair chunk {item.sequence} ({item.problem}): {item.obstacle}" for item in failed
+    ]
+    if not parts:
+        return messages.SUCCESS, f"nothing to repair ({name})."
+    return messages.WARNING if failed else messages.SUCCESS, "; ".join(parts) + "."
 
 
 class FirstChunksFormSet(BaseInlineFormSet):
@@ -115,6 +138,7 @@ class SessionAdmin(admin.ModelAdmin):
         "compressed_size_display",
         "ratio",
         "chunk_count",
+        "complete_display",
         "pipeline_state",
         "legal_hold",
         "created_at",
@@ -122,6 +146,7 @@ class SessionAdmin(admin.ModelAdmin):
     list_select_related = ["owner", "pipeline"]
     list_filter = [
         "status",
+        "complete",
         "compression_algorithm",
         "legal_hold",
         "pipeline__state",
@@ -137,6 +162,7 @@ class SessionAdmin(admin.ModelAdmin):
         "set_legal_hold",
         "clear_legal_hold",
         "verify",
+        "repair_from_backup",
         "delete_selected",
     ]
     fieldsets = [
@@ -158,6 +184,7 @@ class SessionAdmin(admin.ModelAdmin):
                 "fields": [
                     ("chunk_count", "size_display", "compressed_size_display", "ratio"),
                     ("backlog_display", "merkle_root"),
+                    "gaps",
                 ]
             },
         ),
@@ -202,6 +229,22 @@ class SessionAdmin(admin.ModelAdmin):
     def ratio(self, session: Session) -> str:
         return ratio_display(session.compressed_size, session.size)
 
+    @admin.display(description="complete", boolean=True, ordering="complete")
+    def complete_display(self, session: Session) -> bool | None:
+        """Unknown until stopped; then whether no sequence is missing."""
+        return session.complete if session.status == SessionStatus.STOPPED else None
+
+    @admin.display(description="missing chunks")
+    def gaps(self, session: Session) -> str:
+        """The sequences missing below the highest one (a stopped, complete session has none)."""
+        if session.complete:
+            return "none"
+        missing, count = session_missing_sequences(session=session, shown=GAPS_SHOWN)
+        if not count:
+            return "none"
+        more = f" and {count - len(missing)} more" if count > len(missing) else ""
+        return f"{count}: " + ", ".join(map(str, missing)) + more
+
     @admin.display(description="pipeline", ordering="pipeline__state")
     def pipeline_state(self, session: Session) -> str:
         pipeline = getattr(session, "pipeline", None)
@@ -239,13 +282,15 @@ class SessionAdmin(admin.ModelAdmin):
             ]
         in_session = {"session_id": session.pk}
         pipeline = pipeline_status(session=session)
+        chunks_url = f"{reverse('admin:chunks_app_chunk_changelist')}?session={session.pk}"
         return {
             "pipeline": pipeline,
             "pipeline_state": PipelineState(pipeline["state"]).label,
             "audit_entries": audit_entries,
             "audit_entries_shown": AUDIT_ENTRIES_SHOWN,
             "audit_url": f"{reverse('admin:lucid_auditentry_changelist')}?session_id={session.pk}",
-            "chunks_url": f"{reverse('admin:chunks_app_chunk_changelist')}?session={session.pk}",
+            "chunks_url": chunks_url,
+            "damaged_chunks_url": f"{chunks_url}&status__exact={ChunkStatus.DAMAGED}",
             "chunks_shown": min(CHUNKS_SHOWN, session.chunk_count),
             "recording_url": reverse("session-recording", kwargs=in_session),
             "manifest_url": reverse("session-manifest", kwargs=in_session),
@@ -349,6 +394,22 @@ class SessionAdmin(admin.ModelAdmin):
             self.message_user(
                 request, f"“{session.name}”: {len(damages)} damaged: {problems}", messages.ERROR
             )
+
+    @admin.action(description="Repair from the newest backup", permissions=["change"])
+    def repair_from_backup(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
+        sessions = list(queryset)
+        try:
+            result = backup_repair(
+                archive=backup_newest(directory=settings.LUCID_BACKUP_PATH),
+                session_ids=[session.pk for session in sessions],
+                dry_run=False,
+            )
+        except ApplicationError as error:
+            self.message_user(request, error.message, messages.ERROR)
+            return
+        for session in sessions:
+            level, outcome = _repair_outcome(session, result)
+            self.message_user(request, f"“{session.name}”: {outcome}", level)
 
     @admin.action(description="Delete the selected sessions", permissions=["delete"])
     def delete_selected(

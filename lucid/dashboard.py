@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from chunks_app.statistics import system_statistics
-from core.choices import CompressionAlgorithm
+from core.choices import ChunkStatus, CompressionAlgorithm
 from core.counters import counters_read
 from sessions_app.choices import SessionStatus
 
@@ -45,6 +45,7 @@ class DashboardFigures:
     session_count: int
     sessions_by_status: dict[str, int]
     chunk_count: int
+    damaged_chunks: int
     size: int
     compressed_size: int
     backlog_bytes: int
@@ -85,6 +86,7 @@ def dashboard_figures(*, now: datetime | None = None) -> DashboardFigures:
         session_count=statistics["session_count"],
         sessions_by_status=statistics["sessions_by_status"],
         chunk_count=statistics["chunk_count"],
+        damaged_chunks=statistics["chunks_by_status"][ChunkStatus.DAMAGED],
         size=statistics["size"],
         compressed_size=statistics["compressed_size"],
         backlog_bytes=statistics["backlog_bytes"],

@@ -37,12 +37,29 @@ def on_starting(server) -> None:
     os.makedirs(metrics_directory, exist_ok=True)
 
 
+def _closing_when_asked(application):
+    """`application`, with the connection closed after a response whose request set
+    CLOSE_CONNECTION: gunicorn drops a `Connection` header an application sends."""
+    from core.http.bodies import CLOSE_CONNECTION
+
+    def closing_when_asked(environ, start_response):
+        def start(status, headers, exc_info=None):
+            if environ.get(CLOSE_CONNECTION):
+                start_response.__self__.force_close()
+            return start_response(status, headers, exc_info)
+
+        return application(environ, start)
+
+    return closing_when_asked
+
+
 def post_worker_init(worker) -> None:
-    """Move what the app loaded out of the garbage collector's sight.
+    """Let the app close connections; move what it loaded out of the garbage collector's sight.
 
     Full collections over the whole loaded code otherwise stall every thread of the worker for
     50-100 ms now and then: the tail latency of the API.
     """
+    worker.wsgi = _closing_when_asked(worker.wsgi)
     gc.collect()
     gc.freeze()
 

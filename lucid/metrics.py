@@ -22,7 +22,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from core.choices import ChunkStatus, CompressionAlgorithm
 from core.counters import counters_read
 from sessions_app.choices import SessionStatus
-from sessions_app.tallies import PROCESSING_BUCKETS, bucket_label
+from sessions_app.tallies import DAMAGED_TOTAL, PROCESSING_BUCKETS, bucket_label
+from storage_app.backup.create import DAMAGED_COUNTER, LAST_SUCCESS_COUNTER
 
 
 class LucidCollector:
@@ -45,6 +46,11 @@ class LucidCollector:
         for status in ChunkStatus.values:
             chunks.add_metric([status], totals.get(f"chunks.{status}", 0))
         yield chunks
+        yield CounterMetricFamily(
+            "lucid_chunks_damaged",
+            "Chunks found damaged: kept bytes missing or not matching their recorded sha256.",
+            value=totals.get(DAMAGED_TOTAL, 0),
+        )
         sessions = GaugeMetricFamily("lucid_sessions", "Sessions by status.", labels=["status"])
         for status in SessionStatus.values:
             sessions.add_metric([status], totals.get(f"sessions.{status}", 0))
@@ -53,6 +59,16 @@ class LucidCollector:
             "lucid_pipeline_backlog_bytes",
             "Raw bytes received and not yet stored.",
             value=totals.get("chunks.backlog_bytes", 0),
+        )
+        yield GaugeMetricFamily(
+            "lucid_backup_last_success_timestamp_seconds",
+            "When the last backup of all sessions completed (with or without damaged chunks).",
+            value=totals.get(LAST_SUCCESS_COUNTER, 0),
+        )
+        yield GaugeMetricFamily(
+            "lucid_backup_damaged_chunks",
+            "Damaged chunks the last backup of all sessions left out and listed.",
+            value=totals.get(DAMAGED_COUNTER, 0),
         )
         yield self._processing_histogram(totals)
 

@@ -26,3 +26,8 @@ urlpatterns = [
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="admin-dashboard"),
     path("admin/", admin.site.urls),
 ]
+
+handler400 = "core.api.exceptions.bad_request"
+handler403 = "core.api.exceptions.permission_denied"
+handler404 = "core.api.exceptions.page_not_found"
+handler500 = "core.api.exceptions.server_error"

@@ -16,3 +16,8 @@ urlpatterns = [
     path("health", HealthView.as_view(), name="health"),
     path("metrics", metrics_view, name="metrics"),
 ]
+
+handler400 = "core.api.exceptions.bad_request"
+handler403 = "core.api.exceptions.permission_denied"
+handler404 = "core.api.exceptions.page_not_found"
+handler500 = "core.api.exceptions.server_error"

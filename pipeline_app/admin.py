@@ -19,6 +19,7 @@ class PipelineAdmin(ReadOnlyAdmin):
         "chunks_waiting",
         "chunks_stored",
         "chunks_failed",
+        "chunks_damaged",
         "backlog",
         "last_error",
         "updated_at",
@@ -54,6 +55,10 @@ class PipelineAdmin(ReadOnlyAdmin):
     @admin.display(description="failed", ordering="session__chunks_failed")
     def chunks_failed(self, pipeline: Pipeline) -> int:
         return pipeline.session.chunks_failed
+
+    @admin.display(description="damaged", ordering="session__chunks_damaged")
+    def chunks_damaged(self, pipeline: Pipeline) -> int:
+        return pipeline.session.chunks_damaged
 
     @admin.display(description="backlog", ordering="session__backlog_bytes")
     def backlog(self, pipeline: Pipeline) -> str:

@@ -17,6 +17,7 @@ SESSION_API_FIELDS = (
     *SESSION_TIMESTAMP_FIELDS,
     *SESSION_TOTAL_FIELDS,
     "compression_ratio",
+    "complete",
 )
 """What the API shows of a session, in this order."""
 
@@ -27,6 +28,7 @@ SESSION_READ_ONLY_FIELDS = (
     *SESSION_TIMESTAMP_FIELDS,
     *SESSION_TOTAL_FIELDS,
     "compression_ratio",
+    "complete",
 )
 """What the API shows but never takes: the owner is the caller, the rest Lucid keeps."""
 
@@ -44,4 +46,5 @@ SESSION_RECORD_FIELDS = (
     "merkle_root",
     *SESSION_RECORD_DATETIME_FIELDS,
 )
-"""What a backup keeps of a session besides its id and owner; its chunks give the other totals."""
+"""What a backup keeps of a session besides its id and owner; its chunks give the other totals
+and `complete`."""

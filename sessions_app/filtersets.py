@@ -1,6 +1,7 @@
 """Query filters of the session list."""
 
 import django_filters
+from django_filters.rest_framework import BooleanFilter
 
 from sessions_app.choices import SessionStatus
 from sessions_app.models import Session
@@ -12,7 +13,10 @@ class SessionFilterSet(django_filters.FilterSet):
     host = django_filters.CharFilter()
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    complete = BooleanFilter(
+        help_text="`true`: stopped with no sequence missing; `false`: the others."
+    )
 
     class Meta:
         model = Session
-        fields = ["status", "owner", "host", "created_after", "created_before"]
+        fields = ["status", "owner", "host", "created_after", "created_before", "complete"]

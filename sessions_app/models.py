@@ -11,7 +11,11 @@ from sessions_app.choices import IngestMode, SessionStatus
 
 
 class Session(models.Model):
-    """One RDP recording and the running totals of its chunks."""
+    """One RDP recording and the running totals of its chunks.
+
+    `complete` is set at stop: true when the chunks are numbered 0…n−1 without a gap (a session
+    stopped without chunks has no gap, so it is complete too); false until then.
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=255)
@@ -39,6 +43,7 @@ class Session(models.Model):
     chunks_processing = models.PositiveBigIntegerField(default=0)
     chunks_stored = models.PositiveBigIntegerField(default=0)
     chunks_failed = models.PositiveBigIntegerField(default=0)
+    chunks_damaged = models.PositiveBigIntegerField(default=0)
     backlog_bytes = models.PositiveBigIntegerField(default=0)
     processing_us = models.PositiveBigIntegerField(default=0)
     ingest_mode = models.CharField(
@@ -47,6 +52,7 @@ class Session(models.Model):
     stream_offset = models.PositiveBigIntegerField(default=0)
     last_data_at = models.DateTimeField(null=True, blank=True)
     merkle_root = models.CharField(max_length=64, blank=True, default="")
+    complete = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -17,6 +17,7 @@ from core.db import on_commit
 from sessions_app.models import Session
 
 SYSTEM_TOTALS_CACHE_KEY = "lucid:statistics:system"
+DAMAGED_TOTAL = "chunks.damaged_total"
 PROCESSING_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf"))
 
 
@@ -81,13 +82,35 @@ def chunk_stored(*, size: int, stored_size: int, algorithm: str, seconds: float)
     )
 
 
-def chunk_failed(*, source: str, size: int) -> Tally:
-    """A chunk becomes `failed`: processing gave up, or its file is gone (cleanup, verify)."""
+def _chunk_moved(*, source: str, target: str, size: int) -> Tally:
+    """A chunk leaves `source` for `target`; one that was waiting leaves the backlog."""
     backlog = size if source in (ChunkStatus.RECEIVED, ChunkStatus.PROCESSING) else 0
     return Tally(
-        session={f"chunks_{source}": -1, "chunks_failed": 1, "backlog_bytes": -backlog},
-        system={f"chunks.{source}": -1, "chunks.failed": 1, "chunks.backlog_bytes": -backlog},
+        session={f"chunks_{source}": -1, f"chunks_{target}": 1, "backlog_bytes": -backlog},
+        system={f"chunks.{source}": -1, f"chunks.{target}": 1, "chunks.backlog_bytes": -backlog},
     )
+
+
+def chunk_failed(*, source: str, size: int) -> Tally:
+    """A chunk becomes `failed`: processing gave up, or its file is gone (cleanup)."""
+    return _chunk_moved(source=source, target=ChunkStatus.FAILED, size=size)
+
+
+def chunk_damaged(*, source: str, size: int) -> Tally:
+    """A chunk becomes `damaged`; DAMAGED_TOTAL, which never goes down, counts it too."""
+    tally = _chunk_moved(source=source, target=ChunkStatus.DAMAGED, size=size)
+    tally.system[DAMAGED_TOTAL] = 1
+    return tally
+
+
+def chunk_repaired(*, source: str, size: int, stored_size_change: int) -> Tally:
+    """A chunk's file is written again from a backup, possibly in another codec: it is `stored`."""
+    moved = source != ChunkStatus.STORED
+    tally = _chunk_moved(source=source, target=ChunkStatus.STORED, size=size) if moved else Tally()
+    if stored_size_change:
+        tally.session["compressed_size"] = stored_size_change
+        tally.system["chunks.stored_bytes"] = stored_size_change
+    return tally
 
 
 def session_created(*, status: str) -> Tally:

@@ -228,7 +228,10 @@ def _lost(chunk: Chunk, stores: dict[str, ChunkStore]) -> LostChunk | None:
 
 
 def _not_yet_reported(chunk: Chunk | None) -> bool:
-    return chunk is not None and not (chunk.status == ChunkStatus.FAILED and MISSING in chunk.error)
+    """Whether the chunk is neither `damaged` nor `failed` for a missing file already."""
+    if chunk is None or chunk.status == ChunkStatus.DAMAGED:
+        return False
+    return not (chunk.status == ChunkStatus.FAILED and MISSING in chunk.error)
 
 
 def _lost_chunks(stores: dict[str, ChunkStore]) -> Iterator[LostChunk]:
@@ -238,7 +241,7 @@ def _lost_chunks(stores: dict[str, ChunkStore]) -> Iterator[LostChunk]:
     would otherwise look lost.
     """
     candidates = Chunk.objects.exclude(status=ChunkStatus.FAILED, error__contains=MISSING)
-    candidates = candidates.only(*CHUNK_FIELDS)
+    candidates = candidates.exclude(status=ChunkStatus.DAMAGED).only(*CHUNK_FIELDS)
     for chunk in candidates.order_by().iterator(chunk_size=2000):
         if _lost(chunk, stores) is None:
             continue

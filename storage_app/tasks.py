@@ -39,4 +39,10 @@ def backup_task() -> str:
     logger.info(
         "backup: %s sessions, %s chunks → %s", result.session_count, result.chunk_count, result.path
     )
+    if result.damaged:
+        logger.warning(
+            "backup completed with %d damaged chunks, left out and listed in its manifest: %s",
+            len(result.damaged),
+            "; ".join(f"{c.session_id} chunk {c.sequence}: {c.reason}" for c in result.damaged),
+        )
     return str(result.path)

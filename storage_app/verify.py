@@ -1,26 +1,21 @@
 """Verification of what is kept: every chunk re-read, both hashes checked, Merkle roots recomputed.
 
-Reads only: damage is reported, never repaired here (restore the session from a backup).
+Damage is reported and the chunk marked `damaged`, never repaired here (`restore --repair`
+brings it back from a backup).
 """
 
 import hashlib
 import uuid
-from collections.abc import Iterator
-from contextlib import closing
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
-from chunks_app.codecs import CodecError, get_codec
 from chunks_app.merkle import merkle_root
 from chunks_app.models import Chunk
-from chunks_app.spool import get_spool
-from chunks_app.storage import ChunkNotFoundError, ChunkStoreError, get_chunk_store
-from core.choices import ChunkStatus
+from chunks_app.selectors import ChunkDamaged, chunk_read_raw
+from chunks_app.services import chunk_mark_damaged
+from chunks_app.storage import ChunkStoreError
 from core.errors import NotFound
 from core.progress import Progress
 from sessions_app.models import Session
-
-READ_PIECE = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -44,37 +39,27 @@ class VerifyReport:
     damages: list[Damage] = field(default_factory=list)
 
 
-def _sha256_of(stream: BinaryIO) -> tuple[str, int]:
-    hasher, size = hashlib.sha256(), 0
-    with closing(stream):
-        while piece := stream.read(READ_PIECE):
-            hasher.update(piece)
-            size += len(piece)
-    return hasher.hexdigest(), size
-
-
-def _chunk_problems(chunk: Chunk) -> Iterator[str]:
-    if chunk.status == ChunkStatus.STORED:
-        store, key = get_chunk_store(), chunk.storage_key
-        stored_sha256, _ = _sha256_of(store.open(key))
-        if stored_sha256 != chunk.stored_sha256:
-            yield f"stored bytes do not match their sha256 ({key})"
-            return
-        raw = get_codec(chunk.algorithm).open_decompressed(store.open(key))
-    else:
-        raw = get_spool().open(chunk.spool_key)
-    raw_sha256, size = _sha256_of(raw)
-    if size != chunk.size or raw_sha256 != chunk.sha256:
-        yield f"raw bytes do not match the chunk's sha256 and size ({size} of {chunk.size} bytes)"
+def _damage_of(chunk: Chunk) -> str | None:
+    """What is wrong with the chunk's kept bytes or their decoding; None when nothing is."""
+    try:
+        raw = chunk_read_raw(chunk=chunk)
+    except ChunkDamaged as damage:
+        return damage.reason
+    if hashlib.sha256(raw).hexdigest() != chunk.sha256:
+        return "hash mismatch: the decoded bytes do not match the chunk's sha256"
+    return None
 
 
 def _verify_chunk(chunk: Chunk) -> list[str]:
+    """The chunk's problems; a damaged chunk is marked so."""
     try:
-        return list(_chunk_problems(chunk))
-    except ChunkNotFoundError as error:
-        return [f"file missing: {error}"]
-    except (ChunkStoreError, CodecError) as error:
+        damage = _damage_of(chunk)
+    except ChunkStoreError as error:
         return [f"unreadable: {error}"]
+    if damage is None:
+        return []
+    chunk_mark_damaged(chunk_id=chunk.pk, reason=damage)
+    return [damage]
 
 
 def chunks_verify(

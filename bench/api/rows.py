@@ -39,11 +39,13 @@ class SessionRow(NamedTuple):
     chunks_processing: int
     chunks_stored: int
     chunks_failed: int
+    chunks_damaged: int
     backlog_bytes: int
     processing_us: int
     ingest_mode: str
     stream_offset: int
     merkle_root: str
+    complete: bool
 
 
 class ChunkRow(NamedTuple):
@@ -97,11 +99,13 @@ def session_row(plan: SessionPlan, *, owner_id: int, rng: random.Random) -> Sess
         chunks_processing=0,
         chunks_stored=0,
         chunks_failed=0,
+        chunks_damaged=0,
         backlog_bytes=0,
         processing_us=0,
         ingest_mode=IngestMode.CHUNKS if plan.chunk_count else IngestMode.UNDECIDED,
         stream_offset=0,
         merkle_root="",
+        complete=plan.status == SessionStatus.STOPPED,
     )
 
 

@@ -26,6 +26,10 @@ zstd level 6 shrinks them to about a tenth) and random bytes (incompressible), i
     buffer inside the clock, as a playback client would; a chunk stored uncompressed (the random
     ones: zstd does not shrink them) comes raw and is read as in (c).
 Every downloaded chunk, in (c2) once decompressed, is checked against its sha256 outside the clock.
+(d) the download's check: the service reads each chunk's stored file whole and hashes it (sha256)
+    before sending its first byte; the same files, read from the chunk store, are hashed here.
+    c/unchecked and c2/unchecked are (c) and (c2) as a share of the same download without that
+    hash: per chunk, (download time - check time) / download time.
 
 How to read the ratios: b/a is the share of the raw limit that the service delivers end to end
 (HTTP, spool, database, queue, pipeline); it can exceed 1 because the service may use every core

@@ -12,6 +12,7 @@ from bench.client import ApiClient
 from bench.harness import progress
 from bench.ingest.limits import (
     RawLimit,
+    measure_check,
     measure_plain_read,
     measure_raw_limit,
     preallocated_buffer,
@@ -24,6 +25,7 @@ from bench.ingest.transfer import (
     wait_until_stored,
 )
 from bench.measure import megabytes_per_second, percentile
+from bench.service import chunk_store_path
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,13 @@ class KindResult:
     passthrough_zstd_chunks: int
     plain_read: float
     zstd_ratio: float
+    chunk_size: int
+    check_seconds_per_chunk: float
+
+    def unchecked_share(self, megabytes_per_second: float) -> float:
+        """A download's throughput as a share of the same download without the check."""
+        seconds = self.chunk_size / megabytes_per_second / 1e6
+        return (seconds - self.check_seconds_per_chunk) / seconds
 
 
 def measure_ingest_round(
@@ -97,6 +106,8 @@ def measure_kind(
         download = measure_download(client, session_id, digests, buffer, accept_zstd=False)
         progress(f"{kind}: (c2) zstd passthrough")
         passthrough = measure_download(client, session_id, digests, buffer, accept_zstd=True)
+    stored = sorted(chunk_store_path(workdir).joinpath(session_id).glob("[!.]*"))
+    check_seconds_per_chunk = measure_check(stored) / len(stored)
     return KindResult(
         kind=kind,
         raw_limit=statistics.median(raw_limits),
@@ -109,4 +120,6 @@ def measure_kind(
         passthrough_zstd_chunks=passthrough.zstd_encoded_chunks,
         plain_read=plain_read,
         zstd_ratio=raw_limit.zstd_ratio,
+        chunk_size=len(chunks[0]),
+        check_seconds_per_chunk=check_seconds_per_chunk,
     )

@@ -22,6 +22,9 @@ COLUMNS: list[tuple[str, Callable[[KindResult], str]]] = [
     ("c/read", lambda result: f"{result.download / result.plain_read:.2f}"),
     ("(c2) passthrough MB/s", lambda result: f"{result.passthrough:.1f}"),
     ("c2/read", lambda result: f"{result.passthrough / result.plain_read:.2f}"),
+    ("check ms/chunk", lambda result: f"{result.check_seconds_per_chunk * 1000:.2f}"),
+    ("c/unchecked", lambda result: f"{result.unchecked_share(result.download):.2f}"),
+    ("c2/unchecked", lambda result: f"{result.unchecked_share(result.passthrough):.2f}"),
     ("zstd ratio", lambda result: f"{result.zstd_ratio:.3f}"),
 ]
 

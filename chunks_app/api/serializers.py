@@ -4,6 +4,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from chunks_app.models import Chunk
+from chunks_app.selectors import MISSING_SEQUENCES_SHOWN
 from core.api.serializers import iso_datetime
 
 
@@ -61,7 +62,7 @@ class ManifestChunkSerializer(serializers.Serializer):
 
 
 class ManifestSerializer(serializers.Serializer):
-    """A session's chunk hashes and their Merkle root; final once the session is stopped."""
+    """A session's chunk hashes, their Merkle root and its gaps; final once it is stopped."""
 
     session = serializers.UUIDField()
     chunks = ManifestChunkSerializer(many=True)
@@ -70,6 +71,17 @@ class ManifestSerializer(serializers.Serializer):
         help_text="Hex SHA-256 Merkle root: leaves are the chunks' raw 32-byte sha256 digests "
         "in sequence order, a node is sha256(left || right), an odd node pairs with itself.",
     )
+    complete = serializers.BooleanField(
+        help_text="True once the session is stopped with sequences 0…n−1 all present."
+    )
+    missing_sequences = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Sequences missing below the highest one, ascending; at most the first "
+        f"{MISSING_SEQUENCES_SHOWN:,}.",
+    )
+    missing_count = serializers.IntegerField(
+        help_text="How many sequences are missing below the highest one, all of them."
+    )
 
 
 class ChunksByStatusSerializer(serializers.Serializer):
@@ -77,6 +89,7 @@ class ChunksByStatusSerializer(serializers.Serializer):
     processing = serializers.IntegerField()
     stored = serializers.IntegerField()
     failed = serializers.IntegerField()
+    damaged = serializers.IntegerField()
 
 
 class SessionsByStatusSerializer(serializers.Serializer):

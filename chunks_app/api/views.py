@@ -23,7 +23,7 @@ from chunks_app.statistics import session_statistics, system_statistics
 from core.api.schema import error_responses
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus
-from core.errors import ApplicationError
+from core.http.bodies import request_body
 from core.http.digest import parse_content_digest
 from core.http.downloads import accepts_encoding, byte_response, encoded_response
 from sessions_app.api.serializers import SessionSerializer
@@ -44,23 +44,8 @@ DOWNLOAD_RESPONSES = {
     (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, "The raw bytes."),
     (206, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, "A byte range."),
     304: OpenApiResponse(description="Not modified (If-None-Match)."),
-    **error_responses(404, 416),
+    **error_responses(404, 416, 500),
 }
-
-
-class LengthRequired(ApplicationError):
-    status_code = 411
-    default_code = "length_required"
-
-
-def _content_length(request: Request) -> int:
-    """The body's length; a body without Content-Length (chunked) cannot be taken."""
-    raw = request.META.get("CONTENT_LENGTH") or ""
-    if raw.isdigit():
-        return int(raw)
-    if raw or "chunked" in request.headers.get("Transfer-Encoding", "").lower():
-        raise LengthRequired("Send the body with a Content-Length header, not chunked.")
-    return 0
 
 
 class SessionScopedMixin:
@@ -117,7 +102,8 @@ class ChunkDetailView(SessionScopedMixin, APIView):
     @extend_schema(
         summary="Upload a chunk's raw bytes",
         description=(
-            "The body is the raw chunk, at most the session's `chunk_size`. An optional "
+            "The body is the raw chunk, at most the session's `chunk_size`, sent with a "
+            "Content-Length or `Transfer-Encoding: chunked`. An optional "
             "`Content-Digest: sha-256=:<base64>:` is checked; on mismatch nothing is stored. "
             "201 for a new chunk, 200 for the same bytes again, 409 for other bytes. "
             "A 2xx means the bytes are on disk (fsynced)."
@@ -136,11 +122,13 @@ class ChunkDetailView(SessionScopedMixin, APIView):
         },
     )
     def put(self, request: Request, session_id: str, sequence: str) -> Response:
+        session = self.get_session()
+        body = request_body(request, required=True)
         chunk, created = services.chunk_ingest(
-            session=self.get_session(),
+            session=session,
             sequence=int(sequence),
-            body=request.stream,
-            content_length=_content_length(request),
+            body=body,
+            content_length=body.length,
             expected_sha256=parse_content_digest(request.headers.get("Content-Digest")),
         )
         return Response(
@@ -159,7 +147,9 @@ class ChunkDownloadView(SessionScopedMixin, APIView):
         description=(
             "`ETag` is the sha256 of the raw bytes. When `Accept-Encoding` names the stored "
             "algorithm (zstd, gzip) and no `Range` is asked, the stored bytes are sent as they "
-            "are with `Content-Encoding`."
+            "are with `Content-Encoding`. The bytes are checked against the sha256 recorded "
+            "for them before the first is sent: a chunk whose bytes are missing or changed is "
+            "marked `damaged` and answers 500 `chunk_damaged` with its `sequence`."
         ),
         parameters=[SEQUENCE, *DOWNLOAD_HEADERS],
         responses=DOWNLOAD_RESPONSES,
@@ -187,15 +177,17 @@ class ChunkDownloadView(SessionScopedMixin, APIView):
                 etag=chunk.sha256,
                 filename=filename,
                 coding=coding,
-                open_stored=lambda: selectors.chunk_read_stored(chunk=chunk),
+                open_stored=lambda: services.chunk_read_marking_damage(
+                    selectors.chunk_read_stored, chunk=chunk
+                ),
             )
         return byte_response(
             request,
             size=chunk.size,
             etag=chunk.sha256,
             filename=filename,
-            open_bytes=lambda start, end: selectors.chunk_read_range(
-                chunk=chunk, start=start, end=end
+            open_bytes=lambda start, end: services.chunk_read_marking_damage(
+                selectors.chunk_read_range, chunk=chunk, start=start, end=end
             ),
         )
 
@@ -208,17 +200,19 @@ class SessionStreamView(SessionScopedMixin, APIView):
     @extend_schema(
         summary="Append bytes to the session's stream",
         description=(
-            "Any number of bytes, streamed. Every full `chunk_size` becomes a chunk; the tail "
-            "becomes the last chunk at stop. A 200 means the bytes are on disk (fsynced)."
+            "Any number of bytes, streamed, with a Content-Length or `Transfer-Encoding: "
+            "chunked`. Every full `chunk_size` becomes a chunk; the tail becomes the last chunk "
+            "at stop. A 200 means the bytes are on disk (fsynced); a body that ends before its "
+            "announced end (400 `incomplete_body`) adds nothing."
         ),
         request=BINARY_BODY,
-        responses={200: StreamAppendSerializer, **error_responses(404, 409, 411, 503)},
+        responses={200: StreamAppendSerializer, **error_responses(400, 404, 409, 411, 503)},
     )
     def post(self, request: Request, session_id: str) -> Response:
+        session = self.get_session()
+        body = request_body(request)
         result = services.session_stream_append(
-            session=self.get_session(),
-            body=request.stream,
-            content_length=_content_length(request),
+            session=session, body=body, content_length=body.length
         )
         return Response(StreamAppendSerializer(result).data)
 
@@ -230,7 +224,12 @@ class SessionRecordingView(SessionScopedMixin, APIView):
 
     @extend_schema(
         summary="Download the whole recording",
-        description="`ETag` is the session's Merkle root.",
+        description=(
+            "`ETag` is the session's Merkle root. Each chunk is checked before its first byte "
+            "is sent, and a damaged one is marked `damaged`: when it is the first chunk asked "
+            "for, the answer is 500 `chunk_damaged` with its `sequence`; when a later one, the "
+            "connection is closed before the announced `Content-Length` is reached."
+        ),
         parameters=DOWNLOAD_HEADERS,
         responses=DOWNLOAD_RESPONSES,
     )
@@ -247,8 +246,8 @@ class SessionRecordingView(SessionScopedMixin, APIView):
             size=layout.size,
             etag=layout.merkle_root or "empty",
             filename=f"{session.pk}.rdp-recording",
-            open_bytes=lambda start, end: selectors.recording_read_range(
-                layout=layout, start=start, end=end
+            open_bytes=lambda start, end: services.chunk_read_marking_damage(
+                selectors.recording_read_range, layout=layout, start=start, end=end
             ),
         )
 

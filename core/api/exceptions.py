@@ -1,10 +1,17 @@
-"""One error format for the whole API: `{"code", "message", "fields"?}` from one handler."""
+"""One error format for the whole API: `{"code", "message", "fields"?}`.
 
+DRF's views answer errors through `exception_handler`; what Django answers itself under
+/api/v1 (no route matched, an unexpected exception) goes through the error views below, which
+the URLconfs name as their handler400/403/404/500.
+"""
+
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -85,3 +92,35 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     else:
         response.data = {"code": _first_code(detail), "message": str(detail)}
     return response
+
+
+API_PATH = "/api/v1"
+
+
+def _error_view(
+    default: Callable[..., HttpResponse], status_code: int, code: str, message: str
+) -> Callable[..., HttpResponse]:
+    """A Django error view: the JSON error shape under /api/v1, `default` elsewhere."""
+
+    def error_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        path = request.path_info
+        if path == API_PATH or path.startswith(f"{API_PATH}/"):
+            return JsonResponse({"code": code, "message": message}, status=status_code)
+        return default(request, *args, **kwargs)
+
+    return error_view
+
+
+bad_request = _error_view(defaults.bad_request, 400, "bad_request", "The request is malformed.")
+permission_denied = _error_view(
+    defaults.permission_denied,
+    403,
+    "permission_denied",
+    "You do not have permission to perform this action.",
+)
+page_not_found = _error_view(
+    defaults.page_not_found, 404, "not_found", "No endpoint matches this path."
+)
+server_error = _error_view(
+    defaults.server_error, 500, "server_error", "A server error occurred; try again later."
+)

@@ -9,9 +9,11 @@ ERROR_DESCRIPTIONS = {
     403: "Not allowed.",
     404: "No such resource (an unknown or malformed id).",
     409: "Conflicts with the current state; `status` names it where it applies.",
-    411: "The body was sent without a Content-Length.",
+    411: "The body was sent with neither a Content-Length nor chunked transfer coding.",
     413: "The body is larger than the session's chunk size.",
     416: "The requested range is not satisfiable.",
+    500: "A server error; `chunk_damaged` (with the chunk's `sequence`) when a chunk's kept "
+    "bytes no longer match the sha256 recorded for them: none of them were sent.",
     503: "Storage is unavailable (full, read-only or missing); nothing was acknowledged.",
 }
 
@@ -27,6 +29,9 @@ class ErrorSerializer(serializers.Serializer):
         help_text="Field name to its error messages.",
     )
     status = serializers.CharField(required=False, help_text="The resource's current status.")
+    sequence = serializers.IntegerField(
+        required=False, help_text="The damaged chunk's sequence (`chunk_damaged`)."
+    )
 
 
 def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:

@@ -1,20 +1,17 @@
 """Byte downloads over HTTP: ranges, validators and content codings for streamed bodies.
 
 Chunk download and whole-recording download build their responses here, so both answer
-`Range`, `If-Range` and `If-None-Match` the same way (RFC 9110) and stream their bytes without
-holding them in memory.
+`Range`, `If-Range` and `If-None-Match` the same way (RFC 9110) and stream their bytes piece by
+piece, as their sources give them.
 """
 
-import io
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
 from urllib.parse import quote
 
 from django.http import (
-    FileResponse,
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
@@ -158,9 +155,6 @@ def _content_disposition(filename: str) -> str:
     return header
 
 
-_FILE_BLOCK_SIZE = 4 * 1024 * 1024
-
-
 class _ExactBody:
     """Exactly `length` bytes of `source`; closes `source` once read or when closed early.
 
@@ -236,20 +230,12 @@ def _content_response(
     status: int,
     length: int,
     content_type: str,
-    pieces: Callable[[], Iterable[bytes] | BinaryIO],
+    pieces: Callable[[], Iterable[bytes]],
 ) -> StreamingHttpResponse:
-    """Stream `length` bytes of content; a HEAD request or empty content never opens them.
-
-    A source given as an open file, positioned at the first byte and ending with the last one,
-    goes out through the server's file wrapper: gunicorn sends it with sendfile(2).
-    """
+    """Stream `length` bytes of content; a HEAD request or empty content never opens them."""
     source = iter(()) if request.method == "HEAD" or length == 0 else pieces()
-    if isinstance(source, io.IOBase):
-        response = FileResponse(source, status=status, content_type=content_type)
-        response.block_size = _FILE_BLOCK_SIZE
-    else:
-        content = _ExactBody(source, length=length) if request.method != "HEAD" else source
-        response = StreamingHttpResponse(content, status=status, content_type=content_type)
+    content = _ExactBody(source, length=length) if request.method != "HEAD" else source
+    response = StreamingHttpResponse(content, status=status, content_type=content_type)
     response["Content-Length"] = str(length)
     return response
 

@@ -13,5 +13,6 @@ class PipelineSerializer(serializers.Serializer):
     processing = serializers.IntegerField()
     stored = serializers.IntegerField()
     failed = serializers.IntegerField()
+    damaged = serializers.IntegerField()
     backlog_bytes = serializers.IntegerField(help_text="Raw bytes received but not yet stored.")
     last_error = serializers.CharField(allow_blank=True)

@@ -23,6 +23,11 @@ class SessionSerializer(serializers.ModelSerializer):
         required=False, allow_null=True, min_value=0, help_text="null = the system default."
     )
     compression_ratio = serializers.FloatField(read_only=True, allow_null=True)
+    complete = serializers.BooleanField(
+        read_only=True,
+        help_text="True once stopped with sequences 0…n−1 all present (n: the chunk count; "
+        "also when stopped without chunks); false before stop and when a sequence is missing.",
+    )
 
     class Meta:
         model = Session
@@ -54,4 +59,5 @@ class SessionSerializer(serializers.ModelSerializer):
             "size": session.size,
             "compressed_size": session.compressed_size,
             "compression_ratio": session.compression_ratio,
+            "complete": session.complete,
         }

@@ -6,7 +6,8 @@ final name is always complete. Its members, in this order:
 
 - `sessions/<session id>.json`, one per session, followed by that session's chunk and stream
   members: the session's fields (the owner by username, `merkle_root`, timestamps, the recording
-  format, `processing_us`, `stream_offset` …); the other running totals follow from its chunks.
+  format, `processing_us`, `stream_offset` …); the other running totals, and `complete`, follow
+  from its chunks (and its status) on restore.
 - `chunks/<session id>/<sequence:012d>.<algorithm>`: a chunk's bytes as the chunk store holds
   them; a chunk not stored yet is taken raw from the spool, with algorithm `none`.
 - `streams/<session id>/tail.raw`: bytes of a streamed session that were acknowledged but do
@@ -17,7 +18,9 @@ final name is always complete. Its members, in this order:
   `sha256` or null) and `chunks`, one entry per chunk of every session: `session`, `sequence`,
   `id`, `size` and `sha256` of the raw bytes, `algorithm`, `stored_size`, `stored_sha256` (of
   the member's bytes), `created_at`, `stored_at`, `processing_ms`, and either `member` or
-  `"in_base": <base id>`.
+  `"in_base": <base id>`; and `damaged`, the chunks found damaged while the backup read them,
+  whose bytes it leaves out: `session`, `sequence`, `id`, `size`, `sha256`, `created_at` and
+  `reason`. Archives written before `damaged` existed have no such key and restore as before.
 
 An incremental archive leaves out the bytes of every chunk its base already holds (same
 session, sequence and stored_sha256); restoring it needs those chunks in the database already,
@@ -26,8 +29,14 @@ that is: the base restored first.
 A restore reads the archive twice. The first pass writes nothing: it checks every member's
 sha256, decompresses each chunk (one at a time, streamed) against its raw sha256, each sealed
 Merkle root, and compares each session with the database. The second pass puts each session's
-chunk files into the store, then writes its rows in one transaction.
+chunk files into the store, then writes its rows in one transaction. A chunk listed as damaged
+comes back as a row `damaged`, without a file.
+
+A repair (`restore --repair`, or the admin's repair from the newest backup) verifies the archive
+the same way, then writes again the files of damaged or missing chunks of sessions already in
+the database from the archived bytes that match their sha256.
 
 `format` names an archive's parts, turns rows into records and back and holds the errors;
-`streams` reads and writes its bytes; `create`, `verify` and `restore` do what they say.
+`streams` reads and writes its bytes; `create`, `verify`, `restore` and `repair` do what they
+say.
 """

@@ -4,7 +4,6 @@ import io
 import json
 import tarfile
 import uuid
-from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,10 +12,13 @@ from typing import BinaryIO
 from django.utils import timezone
 
 from chunks_app.models import Chunk
+from chunks_app.selectors import ChunkDamaged, chunk_read_stored
+from chunks_app.services import chunk_read_marking_damage
 from chunks_app.spool import SessionStream, get_spool
-from chunks_app.storage import ChunkNotFoundError, get_chunk_store
+from chunks_app.storage import ChunkNotFoundError
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus, CompressionAlgorithm
+from core.counters import counters_set
 from core.errors import NotFound, ValidationFailed
 from core.progress import ProgressFactory
 from sessions_app.choices import IngestMode, SessionStatus
@@ -30,8 +32,11 @@ from storage_app.backup.format import (
     VERSION,
     ArchiveDamaged,
     BackupError,
+    DamagedChunk,
     chunk_entry,
     chunk_member_name,
+    damaged_entry,
+    damaged_from_entry,
     session_member_name,
     session_record,
     tail_member_name,
@@ -48,6 +53,8 @@ from storage_app.backup.streams import (
 )
 
 BACKUP_STORE_ADVICE = "No archive was written; fix this, then run the backup again."
+LAST_SUCCESS_COUNTER = "backup.last_success_timestamp"
+DAMAGED_COUNTER = "backup.damaged_chunks"
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ class BackupResult:
     chunk_count: int
     chunks_in_base: int
     size: int
+    damaged: list[DamagedChunk]
 
 
 def _held_chunks(archive: Path, *, progress: ProgressFactory | None) -> tuple[str, dict]:
@@ -145,37 +153,16 @@ def _session_snapshot(session: Session) -> tuple[list[Chunk], bytes | None]:
     return chunks, tail
 
 
-def _chunk_source(chunk: Chunk) -> tuple[BinaryIO, str, int, str]:
-    """The chunk's bytes as stored with their algorithm, size and expected sha256.
+def _chunk_kept(chunk: Chunk) -> tuple[bytes, str, str]:
+    """The chunk's bytes as kept, checked against its row, with their algorithm and sha256.
 
     A chunk not stored yet comes raw from the spool; if the pipeline stores it meanwhile and
-    removes the spool file, from the store.
+    removes the spool file, from the store. Damage found is marked and raises `ChunkDamaged`.
     """
-    if chunk.status != ChunkStatus.STORED:
-        try:
-            return (
-                get_spool().open(chunk.spool_key),
-                CompressionAlgorithm.NONE,
-                chunk.size,
-                chunk.sha256,
-            )
-        except ChunkNotFoundError:
-            chunk.refresh_from_db()
-    if chunk.status != ChunkStatus.STORED:
-        raise BackupError(
-            f"Chunk {chunk.sequence} of session {chunk.session_id} ({chunk.status}) has no "
-            f"bytes in the spool or the chunk store; run `manage.py verify --session "
-            f"{chunk.session_id}` and leave the session out with --sessions."
-        )
-    try:
-        stream = get_chunk_store().open(chunk.storage_key)
-    except ChunkNotFoundError:
-        raise BackupError(
-            f"Chunk {chunk.sequence} of session {chunk.session_id} is missing from the chunk "
-            f"store; run `manage.py verify --session {chunk.session_id}` and leave the session "
-            "out with --sessions."
-        ) from None
-    return stream, chunk.algorithm, chunk.compressed_size, chunk.stored_sha256
+    data = b"".join(chunk_read_marking_damage(chunk_read_stored, chunk=chunk))
+    if chunk.storage_key:
+        return data, chunk.algorithm, chunk.stored_sha256
+    return data, CompressionAlgorithm.NONE, chunk.sha256
 
 
 @dataclass
@@ -188,6 +175,7 @@ class _ArchiveWriter:
     held: dict
     sessions: list[dict] = field(default_factory=list)
     chunks: list[dict] = field(default_factory=list)
+    damaged: list[dict] = field(default_factory=list)
 
     def add_session(self, session: Session, *, tail: bytes | None) -> None:
         name = session_member_name(session_id=session.pk)
@@ -203,32 +191,32 @@ class _ArchiveWriter:
         )
 
     def add_chunk(self, chunk: Chunk) -> None:
-        """Add the chunk's entry, and its bytes unless the base holds them."""
-        source, algorithm, stored_size, expected = _chunk_source(chunk)
-        with closing(source):
-            entry = chunk_entry(
-                chunk, algorithm=algorithm, stored_size=stored_size, stored_sha256=expected
-            )
-            if self.held.get((entry["session"], entry["sequence"])) == expected:
-                self.chunks.append({**entry, "in_base": self.base_id})
-                return
-            name = chunk_member_name(
-                session_id=chunk.session_id, sequence=chunk.sequence, algorithm=algorithm
-            )
-            try:
-                digest = self._add(name, source, stored_size)
-            except OSError as error:
-                raise BackupError(
-                    f"Could not copy chunk {chunk.sequence} of session {chunk.session_id} "
-                    f"into the archive: {error}. Check free space where the archive goes, then "
-                    f"run `manage.py verify --session {chunk.session_id}`."
-                ) from error
-        if digest != expected:
+        """Add the chunk's entry and its bytes unless the base holds them; list it if damaged."""
+        if chunk.status == ChunkStatus.DAMAGED:
+            self.damaged.append(damaged_entry(chunk, reason=chunk.error or "damaged"))
+            return
+        try:
+            data, algorithm, stored_sha256 = _chunk_kept(chunk)
+        except ChunkDamaged as damage:
+            self.damaged.append(damaged_entry(chunk, reason=damage.reason))
+            return
+        entry = chunk_entry(
+            chunk, algorithm=algorithm, stored_size=len(data), stored_sha256=stored_sha256
+        )
+        if self.held.get((entry["session"], entry["sequence"])) == stored_sha256:
+            self.chunks.append({**entry, "in_base": self.base_id})
+            return
+        name = chunk_member_name(
+            session_id=chunk.session_id, sequence=chunk.sequence, algorithm=algorithm
+        )
+        try:
+            self._add(name, io.BytesIO(data), len(data))
+        except OSError as error:
             raise BackupError(
-                f"Chunk {chunk.sequence} of session {chunk.session_id} does not match its "
-                f"sha256; run `manage.py verify --session {chunk.session_id}` and leave the "
-                "session out with --sessions until it is repaired."
-            )
+                f"Could not copy chunk {chunk.sequence} of session {chunk.session_id} "
+                f"into the archive: {error}. Check free space where the archive goes, then "
+                "run the backup again."
+            ) from error
         self.chunks.append({**entry, "member": name})
 
     def add_manifest(self, *, archive_id: str, created_at: datetime) -> None:
@@ -240,6 +228,7 @@ class _ArchiveWriter:
             "base": self.base_id,
             "sessions": self.sessions,
             "chunks": self.chunks,
+            "damaged": self.damaged,
         }
         data = json.dumps(manifest, sort_keys=True).encode()
         self._add(MANIFEST, io.BytesIO(data), len(data))
@@ -291,7 +280,15 @@ def backup_create(
         chunk_count=len(archive.chunks),
         chunks_in_base=sum(1 for entry in archive.chunks if "in_base" in entry),
         size=output.stat().st_size,
+        damaged=[damaged_from_entry(entry) for entry in archive.damaged],
     )
+    if session_ids is None and since is None:
+        counters_set(
+            {
+                LAST_SUCCESS_COUNTER: int(timezone.now().timestamp()),
+                DAMAGED_COUNTER: len(result.damaged),
+            }
+        )
     audit_record(
         action=AuditAction.BACKUP_CREATED,
         detail={
@@ -302,9 +299,35 @@ def backup_create(
             "chunks": result.chunk_count,
             "chunks_in_base": result.chunks_in_base,
             "size": result.size,
+            "damaged": len(result.damaged),
         },
     )
     return result
+
+
+def _scheduled_archives(directory: Path) -> list[Path]:
+    """The lucid-backup-*.tar.zst files in `directory`, oldest first (by modification time)."""
+    if not directory.is_dir():
+        return []
+    return sorted(
+        (
+            path
+            for path in directory.iterdir()
+            if ARCHIVE_NAME.fullmatch(path.name) and path.is_file()
+        ),
+        key=lambda path: (path.stat().st_mtime, path.name),
+    )
+
+
+def backup_newest(*, directory: Path) -> Path:
+    """The newest lucid-backup-*.tar.zst file in `directory`, as rotation orders them."""
+    archives = _scheduled_archives(Path(directory))
+    if not archives:
+        raise NotFound(
+            f"There is no backup in {directory}; run `manage.py backup` or wait for the "
+            "scheduled one."
+        )
+    return archives[-1]
 
 
 def backup_rotate(*, directory: Path, keep: int) -> list[Path]:
@@ -317,18 +340,7 @@ def backup_rotate(*, directory: Path, keep: int) -> list[Path]:
             "keep must be at least 1: rotation never deletes the last backup.",
             fields={"keep": ["Must be at least 1."]},
         )
-    directory = Path(directory)
-    if not directory.is_dir():
-        return []
-    archives = sorted(
-        (
-            path
-            for path in directory.iterdir()
-            if ARCHIVE_NAME.fullmatch(path.name) and path.is_file()
-        ),
-        key=lambda path: (path.stat().st_mtime, path.name),
-    )
-    removed = archives[:-keep]
+    removed = _scheduled_archives(Path(directory))[:-keep]
     for path in removed:
         path.unlink(missing_ok=True)
     return removed

@@ -84,24 +84,37 @@ def tail_member_name(*, session_id: uuid.UUID) -> str:
 
 
 @dataclass(frozen=True)
-class ArchivedChunk:
+class ListedChunk:
+    """What the manifest says of each chunk it lists: its place, id, raw size and sha256."""
+
     session_id: uuid.UUID
     sequence: int
     id: uuid.UUID
     size: int
     sha256: str
+    created_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ArchivedChunk(ListedChunk):
     algorithm: str
     stored_size: int
     stored_sha256: str
     member: str | None
     in_base: str | None
-    created_at: datetime | None
     stored_at: datetime | None
     processing_ms: float | None
 
     @property
     def storage_key(self) -> str:
         return f"{self.session_id}/{self.sequence:012d}.{self.algorithm}"
+
+
+@dataclass(frozen=True)
+class DamagedChunk(ListedChunk):
+    """A chunk the backup found damaged: listed in the manifest's `damaged`, its bytes left out."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -119,13 +132,26 @@ class ArchivedSession:
     stream_tail: StreamTail | None
     record: dict[str, Any] = field(default_factory=dict)
     chunks: list[ArchivedChunk] = field(default_factory=list)
+    damaged: list[DamagedChunk] = field(default_factory=list)
     action: str = CREATE
     chunks_to_write: set[int] = field(default_factory=set)
+    damaged_to_write: set[int] = field(default_factory=set)
     write_tail: bool = False
 
     @property
     def owner(self) -> str:
         return self.record["owner"]
+
+    def sha256_by_sequence(self) -> dict[int, str]:
+        """The raw sha256 of every chunk the archive lists, archived or damaged, by sequence."""
+        listed = {chunk.sequence: chunk.sha256 for chunk in self.chunks}
+        listed.update({chunk.sequence: chunk.sha256 for chunk in self.damaged})
+        return dict(sorted(listed.items()))
+
+    def rows_to_write(self, sequences: set[int]) -> None:
+        """Restore the rows of these sequences: archived chunks as stored, the others damaged."""
+        self.chunks_to_write = {chunk.sequence for chunk in self.chunks} & sequences
+        self.damaged_to_write = {chunk.sequence for chunk in self.damaged} & sequences
 
 
 def _datetime_text(value: datetime | None) -> str | None:
@@ -177,20 +203,45 @@ def record_check(record: dict[str, Any], *, session_id: uuid.UUID) -> None:
             raise ValueError(f"{name} {record[name]!r} is not one of {', '.join(choices)}")
 
 
-def chunk_entry(chunk: Chunk, *, algorithm: str, stored_size: int, stored_sha256: str) -> dict:
+def _listed_entry(chunk: Chunk) -> dict:
     return {
         "session": str(chunk.session_id),
         "sequence": chunk.sequence,
         "id": str(chunk.pk),
         "size": chunk.size,
         "sha256": chunk.sha256,
+        "created_at": _datetime_text(chunk.created_at),
+    }
+
+
+def _listed_fields(entry: dict) -> dict[str, Any]:
+    return {
+        "session_id": uuid.UUID(entry["session"]),
+        "sequence": int(entry["sequence"]),
+        "id": uuid.UUID(entry["id"]),
+        "size": int(entry["size"]),
+        "sha256": str(entry["sha256"]),
+        "created_at": _datetime_value(entry.get("created_at")),
+    }
+
+
+def chunk_entry(chunk: Chunk, *, algorithm: str, stored_size: int, stored_sha256: str) -> dict:
+    return {
+        **_listed_entry(chunk),
         "algorithm": algorithm,
         "stored_size": stored_size,
         "stored_sha256": stored_sha256,
-        "created_at": _datetime_text(chunk.created_at),
         "stored_at": _datetime_text(chunk.stored_at),
         "processing_ms": chunk.processing_ms,
     }
+
+
+def damaged_entry(chunk: Chunk, *, reason: str) -> dict:
+    return {**_listed_entry(chunk), "reason": reason}
+
+
+def damaged_from_entry(entry: dict) -> DamagedChunk:
+    return DamagedChunk(**_listed_fields(entry), reason=str(entry["reason"]))
 
 
 def _chunk_from_entry(entry: dict) -> ArchivedChunk:
@@ -198,23 +249,27 @@ def _chunk_from_entry(entry: dict) -> ArchivedChunk:
     if (member is None) == (in_base is None):
         raise ValueError("a chunk entry needs either member or in_base")
     return ArchivedChunk(
-        session_id=uuid.UUID(entry["session"]),
-        sequence=int(entry["sequence"]),
-        id=uuid.UUID(entry["id"]),
-        size=int(entry["size"]),
-        sha256=str(entry["sha256"]),
+        **_listed_fields(entry),
         algorithm=str(entry["algorithm"]),
         stored_size=int(entry["stored_size"]),
         stored_sha256=str(entry["stored_sha256"]),
         member=member,
         in_base=in_base,
-        created_at=_datetime_value(entry.get("created_at")),
         stored_at=_datetime_value(entry.get("stored_at")),
         processing_ms=entry.get("processing_ms"),
     )
 
 
+def _listed_session(
+    sessions: dict[uuid.UUID, ArchivedSession], session_id: uuid.UUID
+) -> ArchivedSession:
+    if session_id not in sessions:
+        raise ValueError(f"a chunk of session {session_id}, which is not listed")
+    return sessions[session_id]
+
+
 def sessions_from_manifest(manifest: dict) -> list[ArchivedSession]:
+    """The sessions a manifest lists, with their chunks; `damaged` may be absent (older ones)."""
     sessions: dict[uuid.UUID, ArchivedSession] = {}
     for entry in manifest["sessions"]:
         tail = entry.get("stream_tail")
@@ -229,14 +284,13 @@ def sessions_from_manifest(manifest: dict) -> list[ArchivedSession]:
         if session.id in sessions:
             raise ValueError(f"session {session.id} is listed twice")
         sessions[session.id] = session
-    for entry in manifest["chunks"]:
-        chunk = _chunk_from_entry(entry)
-        if chunk.session_id not in sessions:
-            raise ValueError(f"a chunk of session {chunk.session_id}, which is not listed")
-        sessions[chunk.session_id].chunks.append(chunk)
+    for chunk in map(_chunk_from_entry, manifest["chunks"]):
+        _listed_session(sessions, chunk.session_id).chunks.append(chunk)
+    for damaged in map(damaged_from_entry, manifest.get("damaged", [])):
+        _listed_session(sessions, damaged.session_id).damaged.append(damaged)
     for session in sessions.values():
         session.chunks.sort(key=lambda chunk: chunk.sequence)
-        sequences = [chunk.sequence for chunk in session.chunks]
-        if len(set(sequences)) != len(sequences):
+        session.damaged.sort(key=lambda chunk: chunk.sequence)
+        if len(session.sha256_by_sequence()) != len(session.chunks) + len(session.damaged):
             raise ValueError(f"session {session.id} lists a chunk twice")
     return list(sessions.values())

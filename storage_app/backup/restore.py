@@ -1,8 +1,14 @@
-"""Restoring a verified archive: each session's files into the store, then its rows at once."""
+"""Restoring a verified archive: each session's files into the store, then its rows at once.
+
+A chunk the archive lists as damaged comes back as a row `damaged`, without a file: the session
+is whole in its rows, Merkle root and manifest, that chunk answers `chunk_damaged`, and
+`restore --repair` from an archive that holds it brings it back.
+"""
 
 import uuid
 from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -12,13 +18,15 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from chunks_app.models import Chunk
-from chunks_app.spool import SessionStream, get_spool
+from chunks_app.selectors import chunk_sequences_complete
+from chunks_app.spool import SessionStream, get_spool, upload_spool_key
 from chunks_app.storage import ChunkStore, ChunkStoreError, get_chunk_store
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus
 from core.db import atomic
 from core.progress import ProgressFactory
 from sessions_app import tallies
+from sessions_app.choices import SessionStatus
 from sessions_app.models import Session
 from sessions_app.tallies import tally_apply
 from storage_app.backup.format import (
@@ -32,19 +40,21 @@ from storage_app.backup.format import (
     ArchiveDamaged,
     ArchivedSession,
     BackupCorrupt,
+    DamagedChunk,
+    ListedChunk,
     RestoreConflict,
     listing,
     session_fields,
 )
+from storage_app.backup.repair import RepairResult, chunks_repair
 from storage_app.backup.streams import (
-    READ_PIECE,
-    HashedReader,
     archive_members,
     archive_reading,
+    member_put,
     progress_start,
     store_errors,
 )
-from storage_app.backup.verify import backup_verify
+from storage_app.backup.verify import VerifiedArchive, backup_verify
 
 RESTORE_PARTLY_ADVICE = (
     "Sessions restored before this one are complete and are skipped when the restore runs "
@@ -62,16 +72,8 @@ class RestoreResult:
     chunks_written: int = 0
     bytes_written: int = 0
     users_created: list[str] = field(default_factory=list)
-
-
-def _member_put(store: ChunkStore, key: str, member: BinaryIO, *, expected: str) -> int:
-    """Copy the member into the store under `key`; it must still be what was verified."""
-    hashed = HashedReader(member)
-    written = store.put(key, iter(lambda: hashed.read(READ_PIECE), b""))
-    if hashed.sha256 != expected:
-        store.delete(key)
-        raise ArchiveDamaged("the archive changed after it was verified; run restore again")
-    return written
+    chunks_damaged: list[DamagedChunk] = field(default_factory=list)
+    repair: RepairResult | None = None
 
 
 def _owner(username: str) -> tuple[Any, bool]:
@@ -102,6 +104,22 @@ def _chunk_totals(session_id: uuid.UUID) -> dict[str, int]:
     return {name: totals[f"total_{name}"] for name in counted}
 
 
+def _chunk_row(chunk: ListedChunk, *, now: datetime, **fields: Any) -> Chunk:
+    return Chunk(
+        id=chunk.id,
+        session_id=chunk.session_id,
+        sequence=chunk.sequence,
+        size=chunk.size,
+        sha256=chunk.sha256,
+        created_at=chunk.created_at or now,
+        **fields,
+    )
+
+
+def _damaged_rows(session: ArchivedSession) -> list[DamagedChunk]:
+    return [chunk for chunk in session.damaged if chunk.sequence in session.damaged_to_write]
+
+
 def _session_rows_write(session: ArchivedSession, *, archive_id: str) -> bool:
     """Write the session's rows in one transaction; True if its owner had to be created."""
     fields = session_fields(session.record)
@@ -116,27 +134,40 @@ def _session_rows_write(session: ArchivedSession, *, archive_id: str) -> bool:
             row = Session.objects.select_for_update().get(pk=session.id)
             tally_apply(session_id=None, tally=tallies.session_removed(session=row))
         Chunk.objects.bulk_create(
-            Chunk(
-                id=chunk.id,
-                session_id=session.id,
-                sequence=chunk.sequence,
-                size=chunk.size,
-                sha256=chunk.sha256,
-                status=ChunkStatus.STORED,
-                spool_key="",
-                algorithm=chunk.algorithm,
-                compressed_size=chunk.stored_size,
-                stored_sha256=chunk.stored_sha256,
-                storage_key=chunk.storage_key,
-                processing_ms=chunk.processing_ms,
-                created_at=chunk.created_at or now,
-                stored_at=chunk.stored_at or now,
-            )
-            for chunk in session.chunks
-            if chunk.sequence in session.chunks_to_write
+            [
+                *(
+                    _chunk_row(
+                        chunk,
+                        now=now,
+                        status=ChunkStatus.STORED,
+                        spool_key="",
+                        algorithm=chunk.algorithm,
+                        compressed_size=chunk.stored_size,
+                        stored_sha256=chunk.stored_sha256,
+                        storage_key=chunk.storage_key,
+                        processing_ms=chunk.processing_ms,
+                        stored_at=chunk.stored_at or now,
+                    )
+                    for chunk in session.chunks
+                    if chunk.sequence in session.chunks_to_write
+                ),
+                *(
+                    _chunk_row(
+                        chunk,
+                        now=now,
+                        status=ChunkStatus.DAMAGED,
+                        error=f"damaged before archive {archive_id} was written: {chunk.reason}",
+                        spool_key=upload_spool_key(session_id=session.id, chunk_id=chunk.id),
+                    )
+                    for chunk in _damaged_rows(session)
+                ),
+            ]
+        )
+        complete = fields["status"] == SessionStatus.STOPPED and chunk_sequences_complete(
+            session_id=session.id
         )
         Session.objects.filter(pk=session.id).update(
-            owner=owner, **fields, **_chunk_totals(session.id)
+            owner=owner, **fields, **_chunk_totals(session.id), complete=complete
         )
         row.refresh_from_db()
         tally_apply(session_id=None, tally=tallies.session_restored(session=row))
@@ -147,6 +178,7 @@ def _session_rows_write(session: ArchivedSession, *, archive_id: str) -> bool:
                 "archive_id": archive_id,
                 "restore": session.action,
                 "chunks": len(session.chunks_to_write),
+                "damaged": len(session.damaged_to_write),
                 "owner_created": owner_created,
             },
         )
@@ -184,7 +216,7 @@ class _SessionFiles:
 
     def _put(self, store: ChunkStore, key: str, member: BinaryIO, sha256: str) -> None:
         self.written.append((store, key))
-        self.bytes += _member_put(store, key, member, expected=sha256)
+        self.bytes += member_put(store, key, member, expected=sha256)
 
     def commit(self) -> bool:
         """Write the rows once every file is in place; True if the owner had to be created."""
@@ -216,38 +248,35 @@ def _session_finish(files: _SessionFiles, *, result: RestoreResult) -> None:
         result.sessions_extended += 1
     result.chunks_written += len(files.sequences_written)
     result.bytes_written += files.bytes
+    result.chunks_damaged += _damaged_rows(files.session)
 
 
-def backup_restore(
-    *, archive: Path, dry_run: bool, progress: ProgressFactory | None = None
-) -> RestoreResult:
-    """Verify the whole archive, then (unless a dry run) restore each session it holds.
-
-    Sessions already in the database with the same chunks are left alone, so restoring an
-    archive twice changes nothing the second time.
-    """
-    archive = Path(archive)
-    verified = backup_verify(archive=archive, progress=progress)
-    created, extended = verified.sessions_to(CREATE), verified.sessions_to(EXTEND)
-    result = RestoreResult(
-        archive_id=verified.archive_id,
-        dry_run=dry_run,
-        sessions_unchanged=len(verified.sessions_to(UNCHANGED)),
+def _sessions_counted(
+    verified: VerifiedArchive, pending: dict[uuid.UUID, ArchivedSession], *, result: RestoreResult
+) -> None:
+    """Count what restoring the pending sessions would write."""
+    result.sessions_created = len(verified.sessions_to(CREATE))
+    result.sessions_extended = len(verified.sessions_to(EXTEND))
+    result.chunks_written = sum(len(s.chunks_to_write) for s in pending.values())
+    result.bytes_written = sum(
+        chunk.stored_size
+        for session in pending.values()
+        for chunk in session.chunks
+        if chunk.sequence in session.chunks_to_write
     )
-    pending = {session.id: session for session in [*created, *extended]}
-    if dry_run:
-        result.sessions_created, result.sessions_extended = len(created), len(extended)
-        result.chunks_written = sum(len(s.chunks_to_write) for s in pending.values())
-        result.bytes_written = sum(
-            chunk.stored_size
-            for session in pending.values()
-            for chunk in session.chunks
-            if chunk.sequence in session.chunks_to_write
-        )
-        result.users_created = verified.owners_missing
-        return result
-    if not pending:
-        return result
+    result.chunks_damaged = [chunk for s in pending.values() for chunk in _damaged_rows(s)]
+    result.users_created = verified.owners_missing
+
+
+def _sessions_restored(
+    archive: Path,
+    verified: VerifiedArchive,
+    pending: dict[uuid.UUID, ArchivedSession],
+    *,
+    result: RestoreResult,
+    progress: ProgressFactory | None,
+) -> None:
+    """Write the pending sessions, one at a time, as the archive's members pass."""
     bar = progress_start(progress, "restore", sum(len(s.chunks_to_write) for s in pending.values()))
     files: _SessionFiles | None = None
     try:
@@ -278,5 +307,33 @@ def backup_restore(
             f"{archive} changed after it was verified: sessions "
             f"{listing([str(session_id) for session_id in pending])} were not found; "
             "run restore again."
+        )
+
+
+def backup_restore(
+    *, archive: Path, dry_run: bool, repair: bool = False, progress: ProgressFactory | None = None
+) -> RestoreResult:
+    """Verify the whole archive, then (unless a dry run) restore each session it holds; with
+    `repair`, then repair the damaged or missing chunks of the sessions already present.
+
+    Sessions already in the database with the same chunks are left alone, so restoring an
+    archive twice changes nothing the second time.
+    """
+    archive = Path(archive)
+    verified = backup_verify(archive=archive, progress=progress)
+    result = RestoreResult(
+        archive_id=verified.archive_id,
+        dry_run=dry_run,
+        sessions_unchanged=len(verified.sessions_to(UNCHANGED)),
+    )
+    pending = {s.id: s for s in [*verified.sessions_to(CREATE), *verified.sessions_to(EXTEND)]}
+    if dry_run:
+        _sessions_counted(verified, pending, result=result)
+    elif pending:
+        _sessions_restored(archive, verified, pending, result=result, progress=progress)
+    if repair:
+        present = [session.id for session in verified.sessions if session.action != CREATE]
+        result.repair = chunks_repair(
+            verified=verified, session_ids=present, dry_run=dry_run, progress=progress
         )
     return result

@@ -12,7 +12,7 @@ from typing import BinaryIO
 import zstandard
 
 from chunks_app.codecs import CodecError
-from chunks_app.storage import ChunkStoreError
+from chunks_app.storage import ChunkStore, ChunkStoreError
 from core.durable import fsync_directory
 from core.errors import NotFound
 from core.progress import Progress, ProgressFactory
@@ -190,6 +190,16 @@ def archive_file(output: Path) -> Iterator[tarfile.TarFile]:
         with suppress(OSError):
             partial.unlink()
         raise
+
+
+def member_put(store: ChunkStore, key: str, member: BinaryIO, *, expected: str) -> int:
+    """Copy the member into the store under `key`; it must still be what was verified."""
+    hashed = HashedReader(member)
+    written = store.put(key, iter(lambda: hashed.read(READ_PIECE), b""))
+    if hashed.sha256 != expected:
+        store.delete(key)
+        raise ArchiveDamaged("the archive changed after it was verified; run restore again")
+    return written
 
 
 def member_add(tar: tarfile.TarFile, *, name: str, size: int, stream: BinaryIO, mtime: int) -> str:

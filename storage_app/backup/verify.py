@@ -58,7 +58,7 @@ class VerifiedArchive:
     base_id: str | None
     created_at: str
     sessions: list[ArchivedSession]
-    owners_missing: list[str]
+    owners_missing: list[str] = field(default_factory=list)
 
     def sessions_to(self, action: str) -> list[ArchivedSession]:
         return [session for session in self.sessions if session.action == action]
@@ -168,7 +168,7 @@ def _session_problems(
         elif (digest.sha256, digest.size) != (tail.sha256, tail.size):
             yield f"the stream tail of session {session.id} does not match its sha256"
     sealed = record["merkle_root"]
-    if sealed and merkle_root(chunk.sha256 for chunk in session.chunks) != sealed:
+    if sealed and merkle_root(session.sha256_by_sequence().values()) != sealed:
         yield f"the chunks of session {session.id} do not give its sealed Merkle root"
 
 
@@ -195,19 +195,19 @@ def _plan(session: ArchivedSession) -> tuple[str | None, bool]:
             "sequence", "sha256", "stored_sha256"
         )
     }
-    archived = {chunk.sequence: chunk for chunk in session.chunks}
+    archived = session.sha256_by_sequence()
     needs_base = any(
         chunk.in_base is not None and chunk.sequence not in known for chunk in session.chunks
     )
     if existing is None:
         session.action = CREATE
-        session.chunks_to_write = set(archived)
+        session.rows_to_write(set(archived))
         session.write_tail = session.stream_tail is not None
         return None, needs_base
     different = sorted(
         sequence
-        for sequence, chunk in archived.items()
-        if sequence in known and known[sequence]["sha256"] != chunk.sha256
+        for sequence, sha256 in archived.items()
+        if sequence in known and known[sequence]["sha256"] != sha256
     )
     if different:
         return f"chunks {', '.join(map(str, different[:PROBLEMS_SHOWN]))} differ", needs_base
@@ -230,7 +230,7 @@ def _plan(session: ArchivedSession) -> tuple[str | None, bool]:
     if existing.stream_offset > session.record["stream_offset"]:
         return "the database holds more stream bytes than the archive", needs_base
     session.action = EXTEND
-    session.chunks_to_write = missing
+    session.rows_to_write(missing)
     session.write_tail = session.stream_tail is not None
     return None, needs_base
 
@@ -247,8 +247,8 @@ def _owners_missing(sessions: list[ArchivedSession]) -> list[str]:
     return sorted(wanted - present)
 
 
-def backup_verify(*, archive: Path, progress: ProgressFactory | None = None) -> VerifiedArchive:
-    """Check the whole archive and what restoring it would do; writes nothing."""
+def archive_verify(*, archive: Path, progress: ProgressFactory | None = None) -> VerifiedArchive:
+    """Check every hash of the whole archive against its manifest; writes nothing."""
     archive = Path(archive)
     archive_require(archive)
     with archive_reading(archive, advice=RESTORE_ADVICE):
@@ -276,6 +276,19 @@ def backup_verify(*, archive: Path, progress: ProgressFactory | None = None) -> 
             raise ArchiveDamaged(f"{len(problems)} problems: {listing(problems)}")
     for session in sessions:
         session.record = scan.records[session.member]
+    return VerifiedArchive(
+        path=archive,
+        archive_id=archive_id,
+        base_id=base_id,
+        created_at=str(manifest.get("created_at", "")),
+        sessions=sessions,
+    )
+
+
+def backup_verify(*, archive: Path, progress: ProgressFactory | None = None) -> VerifiedArchive:
+    """Check the whole archive and what restoring it would do; writes nothing."""
+    verified = archive_verify(archive=archive, progress=progress)
+    archive, base_id, sessions = verified.path, verified.base_id, verified.sessions
     conflicts, needing_base = [], []
     for session in sessions:
         conflict, needs_base = _plan(session)
@@ -295,11 +308,5 @@ def backup_verify(*, archive: Path, progress: ProgressFactory | None = None) -> 
             f"sessions {listing(needing_base)} are not in the database. Nothing was restored; "
             f"restore the base archive {base_id} first, then this one."
         )
-    return VerifiedArchive(
-        path=archive,
-        archive_id=archive_id,
-        base_id=base_id,
-        created_at=str(manifest.get("created_at", "")),
-        sessions=sessions,
-        owners_missing=_owners_missing(sessions),
-    )
+    verified.owners_missing = _owners_missing(sessions)
+    return verified

@@ -2,13 +2,20 @@
 
 import os
 import time
+from pathlib import Path
+
+from django.conf import settings
 
 from chunks_app.models import Chunk
+from core.choices import CompressionAlgorithm
 from sessions_app.models import Session
+from tests.factories import SessionFactory
 
 KIB = 1024
 # The chunk size of the sessions the API tests record into.
 CHUNK_SIZE = 64 * KIB
+# How a kept file gets damaged, and how the error of the chunk then marked `damaged` starts.
+DAMAGES = {"flipped": "hash mismatch", "truncated": "truncated", "deleted": "file missing"}
 
 
 def screen_like(size: int, *, seed: int = 0) -> bytes:
@@ -63,8 +70,41 @@ def wait_until_settled(session: Session, *, timeout: float = 30) -> list[Chunk]:
     deadline = time.monotonic() + timeout
     while True:
         chunks = list(Chunk.objects.filter(session=session).order_by("sequence"))
-        if all(chunk.status in ("stored", "failed") for chunk in chunks):
+        if all(chunk.status in ("stored", "failed", "damaged") for chunk in chunks):
             return chunks
         if time.monotonic() > deadline:
             raise AssertionError(f"chunks not settled: {[(c.sequence, c.status) for c in chunks]}")
         time.sleep(0.05)
+
+
+def stored_path(chunk: Chunk) -> Path:
+    """The file of a stored chunk in the test's filesystem chunk store."""
+    return Path(settings.LUCID_CHUNK_STORE_OPTIONS["root"]) / chunk.storage_key
+
+
+def damage_file(path: Path, how: str) -> None:
+    """One of DAMAGES: flip a byte in the middle of the file, cut it to half, or delete it."""
+    data = bytearray(path.read_bytes())
+    if how == "flipped":
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+    elif how == "truncated":
+        path.write_bytes(bytes(data[: len(data) // 2]))
+    else:
+        path.unlink()
+
+
+def record_stored(client, *, owner, codec: str, bodies: list[bytes]) -> Session:
+    """A stopped session whose chunks, `bodies` in order, are all stored with `codec`."""
+    session = SessionFactory(
+        owner=owner,
+        status="recording",
+        chunk_size=CHUNK_SIZE,
+        compression_algorithm=codec,
+        compression_level=CompressionAlgorithm(codec).default_level,
+    )
+    for sequence, body in enumerate(bodies):
+        put_chunk(client, session, sequence, body)
+    assert [chunk.algorithm for chunk in wait_until_settled(session)] == [codec] * len(bodies)
+    client.post(f"/api/v1/sessions/{session.id}/stop")
+    return session

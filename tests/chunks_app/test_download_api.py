@@ -209,7 +209,14 @@ def test_manifest_merkle_root_matches_an_independent_computation(api_client, rec
 def test_manifest_of_a_session_without_chunks_has_no_root(api_client, recording):
     manifest = api_client.get(f"/api/v1/sessions/{recording.id}/manifest").json()
 
-    assert manifest == {"session": str(recording.id), "chunks": [], "merkle_root": None}
+    assert manifest == {
+        "session": str(recording.id),
+        "chunks": [],
+        "merkle_root": None,
+        "complete": False,
+        "missing_sequences": [],
+        "missing_count": 0,
+    }
 
 
 @pytest.mark.parametrize("header", [None, "bytes=10-19", "bytes=100-", "bytes=-10"])

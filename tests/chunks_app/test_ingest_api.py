@@ -150,7 +150,13 @@ def test_body_of_exactly_chunk_size_is_accepted(api_client, recording):
 
 
 def test_empty_chunk_is_400(api_client, recording):
-    response = put_chunk(api_client, recording, 0, b"")
+    response = api_client.generic(
+        "PUT",
+        f"/api/v1/sessions/{recording.id}/chunks/0",
+        b"",
+        content_type="application/octet-stream",
+        CONTENT_LENGTH="0",
+    )
 
     assert response.status_code == 400
     assert response.json()["code"] == "empty_chunk"

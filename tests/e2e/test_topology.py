@@ -306,6 +306,7 @@ def _assert_statistics_agree(api: ServiceClient, sessions: dict) -> int:
             "processing": 0,
             "stored": CHUNKS_PER_SESSION,
             "failed": 0,
+            "damaged": 0,
         }
         compressed += statistics["compressed_size"]
     system = api.call("GET", f"{API}/sessions/statistics")

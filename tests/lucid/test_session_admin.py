@@ -1,6 +1,8 @@
 """The sessions admin: list, session page, and actions that change state through the services."""
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 from django.contrib.messages import get_messages
@@ -17,7 +19,17 @@ from pipeline_app.choices import PipelineState
 from pipeline_app.models import Pipeline
 from pipeline_app.services import pipeline_pause
 from sessions_app.models import Session
-from tests.chunks_app.helpers import KIB, put_chunk, random_bytes, screen_like, wait_until_settled
+from storage_app.tasks import backup_task
+from tests.chunks_app.helpers import (
+    KIB,
+    body_of,
+    download,
+    put_chunk,
+    random_bytes,
+    screen_like,
+    stored_path,
+    wait_until_settled,
+)
 from tests.factories import SessionFactory, UserFactory, staff_member
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,6 +41,7 @@ STATE_CHANGING_ACTIONS = {
     "resume_pipeline",
     "set_legal_hold",
     "clear_legal_hold",
+    "repair_from_backup",
     "delete_selected",
 }
 
@@ -131,6 +144,24 @@ def test_the_list_filters_by_status_pipeline_state_and_legal_hold(superuser_clie
         body = superuser_client.get(f"{CHANGELIST}?{query}").content.decode()
         assert "done and held" in body
         assert "still recording" not in body
+
+
+def test_the_list_marks_and_filters_a_stopped_session_with_missing_chunks(
+    superuser_client, api_client, user
+):
+    gapped = SessionFactory(owner=user, name="with gaps", status="recording")
+    for sequence in (0, 1, 2, 5):
+        put_chunk(api_client, gapped, sequence, screen_like(10 * KIB))
+    api_client.post(f"/api/v1/sessions/{gapped.pk}/stop")
+    SessionFactory(name="gapless one", status="stopped")
+
+    body = superuser_client.get(f"{CHANGELIST}?complete__exact=0").content.decode()
+    page = superuser_client.get(f"{CHANGELIST}{gapped.pk}/change/").content.decode()
+
+    assert "with gaps" in body and "gapless one" not in body
+    assert re.search(r'<td class="field-complete_display"><img [^>]*alt="False"', body)
+    assert "gapless one" in superuser_client.get(f"{CHANGELIST}?complete__exact=1").content.decode()
+    assert '<div class="readonly">2: 3, 4</div>' in page
 
 
 def test_the_list_searches_names_hosts_and_ids(superuser_client):
@@ -365,7 +396,43 @@ def test_verify_reports_damage_after_a_flipped_stored_byte(
 
     [(level, text)] = messages_of(response)
     assert level == "error"
-    assert text.startswith("“night shift”: 1 damaged: chunk 0: stored bytes do not match")
+    assert text.startswith("“night shift”: 1 damaged: chunk 0: hash mismatch in the chunk store")
+
+
+def test_repair_from_the_newest_backup_brings_back_a_damaged_chunk(
+    operator_client, api_client, recorded, settings, tmp_path
+):
+    settings.LUCID_BACKUP_PATH = tmp_path / "scheduled"
+    settings.LUCID_BACKUP_PATH.mkdir()
+    older = settings.LUCID_BACKUP_PATH / "lucid-backup-20000101T000000Z.tar.zst"
+    older.write_bytes(b"not an archive")
+    os.utime(older, (0, 0))
+    newest = Path(backup_task())
+    original = body_of(download(api_client, recorded, 1))
+    stored_path(Chunk.objects.get(session=recorded, sequence=1)).unlink()
+
+    first = run_action(operator_client, "repair_from_backup", recorded)
+    second = run_action(operator_client, "repair_from_backup", recorded)
+
+    assert messages_of(first) == [
+        ("success", f"“night shift”: repaired chunks 1 from {newest.name}.")
+    ]
+    assert messages_of(second)[-1] == (
+        "success",
+        f"“night shift”: nothing to repair ({newest.name}).",
+    )
+    assert body_of(download(api_client, recorded, 1)) == original
+    (entry,) = AuditEntry.objects.filter(action=AuditAction.CHUNK_REPAIRED)
+    assert (entry.session_id, entry.sequence, entry.actor) == (recorded.pk, 1, "admin-operator")
+
+
+def test_repair_without_a_backup_says_there_is_none(operator_client, recorded, settings, tmp_path):
+    settings.LUCID_BACKUP_PATH = tmp_path / "none yet"
+
+    response = run_action(operator_client, "repair_from_backup", recorded)
+
+    [(level, text)] = messages_of(response)
+    assert (level, text.startswith("There is no backup in")) == ("error", True)
 
 
 def test_delete_asks_for_confirmation_first(operator_client, recorded):

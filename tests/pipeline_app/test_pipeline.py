@@ -42,6 +42,7 @@ def test_new_session_pipeline_is_running_and_empty(api_client, recording):
         "processing": 0,
         "stored": 0,
         "failed": 0,
+        "damaged": 0,
         "backlog_bytes": 0,
         "last_error": "",
     }

@@ -93,6 +93,15 @@ def test_filter_by_malformed_time_is_400(api_client):
     assert "created_after" in response.json()["fields"]
 
 
+def test_filter_by_complete(api_client, user):
+    SessionFactory(owner=user, name="whole", status="stopped")
+    SessionFactory(owner=user, name="gaps", status="stopped", complete=False)
+    SessionFactory(owner=user, name="live", status="recording")
+
+    assert _names(api_client.get("/api/v1/sessions?complete=true")) == ["whole"]
+    assert sorted(_names(api_client.get("/api/v1/sessions?complete=false"))) == ["gaps", "live"]
+
+
 def test_search_matches_name_and_host(api_client, user):
     SessionFactory(owner=user, name="finance review", host="fs01")
     SessionFactory(owner=user, name="other", host="finance-dc")

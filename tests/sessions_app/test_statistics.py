@@ -18,7 +18,7 @@ from tests.factories import SessionFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CHUNK_SIZE = 64 * KIB
-CHUNK_STATUSES = ["received", "processing", "stored", "failed"]
+CHUNK_STATUSES = ["received", "processing", "stored", "failed", "damaged"]
 SESSION_STATUSES = ["created", "recording", "paused", "stopped", "failed"]
 
 

@@ -375,6 +375,28 @@ def test_restore_creates_a_missing_owner_inactive_and_says_so(api_client, archiv
     assert "created user 'someone-else', inactive and without a password" in output
 
 
+def test_restore_gives_each_session_its_complete_from_its_chunks(api_client, user, archive_path):
+    gapless = record_uploads(api_client, user, [screen_like(1000, seed=s) for s in range(2)])
+    gapped = SessionFactory(owner=user, status="recording", chunk_size=CHUNK_SIZE)
+    for sequence in (0, 2):
+        assert put_chunk(api_client, gapped, sequence, screen_like(1000)).status_code == 201
+    assert api_client.post(f"/api/v1/sessions/{gapped.id}/stop").status_code == 200
+    wait_until_settled(gapped)
+    backup(archive_path)
+    records = [
+        json.loads(data)
+        for name, data in archive_members(archive_path)
+        if name.startswith("sessions/")
+    ]
+    wipe(api_client, [gapless, gapped])
+
+    restore(archive_path)
+
+    assert all("complete" not in record for record in records)
+    assert Session.objects.get(pk=gapless.id).complete is True
+    assert Session.objects.get(pk=gapped.id).complete is False
+
+
 def test_backup_rotate_keeps_the_newest_archives(tmp_path):
     for day in (3, 1, 4, 2):
         path = tmp_path / f"lucid-backup-2026010{day}T000000Z.tar.zst"

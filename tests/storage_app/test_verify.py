@@ -6,9 +6,23 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from chunks_app.models import Chunk
+from core.choices import AuditAction
+from core.counters import counters_read
+from core.models import AuditEntry
 from sessions_app.models import Session
-from tests.chunks_app.helpers import KIB, put_chunk, random_bytes, screen_like, wait_until_settled
+from tests.chunks_app.helpers import (
+    DAMAGES,
+    KIB,
+    damage_file,
+    put_chunk,
+    random_bytes,
+    record_stored,
+    screen_like,
+    stored_path,
+    wait_until_settled,
+)
 from tests.factories import SessionFactory
+from tests.sessions_app.test_statistics import recount_system
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -60,7 +74,7 @@ def test_damage_is_named_on_stdout(stopped_session, storage_paths):
     with pytest.raises(CommandError):
         call_command("verify", stdout=out, stderr=io.StringIO())
 
-    assert f"DAMAGED {stopped_session.id} chunk 0: stored bytes" in out.getvalue()
+    assert f"DAMAGED {stopped_session.id} chunk 0: truncated in the chunk store" in out.getvalue()
 
 
 def test_a_missing_stored_file_is_caught(stopped_session, storage_paths):
@@ -104,3 +118,38 @@ def test_session_option_limits_the_check(stopped_session, api_client, user, stor
 def test_unknown_session_fails_with_its_id(db):
     with pytest.raises(CommandError, match="00000000-0000-0000-0000-000000000001"):
         _verify("--session", "00000000-0000-0000-0000-000000000001")
+
+
+@pytest.mark.parametrize("how", list(DAMAGES))
+@pytest.mark.parametrize("codec", ["zstd", "lz4", "gzip", "none"])
+def test_verify_marks_a_damaged_chunk_damaged_once(api_client, user, codec, how):
+    session = record_stored(
+        api_client, owner=user, codec=codec, bodies=[screen_like(30_000, seed=s) for s in (0, 1)]
+    )
+    chunk = Chunk.objects.get(session=session, sequence=1)
+    damage_file(stored_path(chunk), how)
+
+    for _ in range(2):
+        with pytest.raises(CommandError, match="1 problems found"):
+            _verify()
+
+    chunk.refresh_from_db()
+    assert chunk.status == "damaged"
+    assert chunk.error.startswith(DAMAGES[how])
+    entry = AuditEntry.objects.get(action=AuditAction.CHUNK_DAMAGED)
+    assert (entry.actor, entry.session_id, entry.sequence) == ("command:verify", session.pk, 1)
+    counters = counters_read()
+    assert (counters["chunks.damaged"], counters["chunks.damaged_total"]) == (1, 1)
+    by_status = recount_system()["chunks_by_status"]
+    assert {status: counters.get(f"chunks.{status}", 0) for status in by_status} == by_status
+
+
+def test_verify_marks_a_chunk_whose_decoded_bytes_are_not_those_received(stopped_session):
+    Chunk.objects.filter(session=stopped_session, sequence=0).update(sha256="0" * 64)
+
+    with pytest.raises(CommandError):
+        _verify()
+
+    chunk = Chunk.objects.get(session=stopped_session, sequence=0)
+    assert chunk.status == "damaged"
+    assert chunk.error.startswith("hash mismatch: the decoded bytes")

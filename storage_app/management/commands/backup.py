@@ -14,6 +14,8 @@ from core.progress import Progress
 from core.sizes import MIB
 from storage_app.backup.create import backup_create
 
+EXIT_DAMAGED = 3
+
 
 def aware_datetime(text: str) -> datetime:
     """An ISO 8601 date and time; one without an offset is taken as UTC."""
@@ -56,8 +58,20 @@ class Command(BaseCommand):
                 )
         except ApplicationError as error:
             raise CommandError(error.message) from error
+        for chunk in result.damaged:
+            self.stdout.write(
+                f"DAMAGED session {chunk.session_id} chunk {chunk.sequence} "
+                f"(sha256 {chunk.sha256}): {chunk.reason}"
+            )
         base = f", {result.chunks_in_base} in base {result.base_id}" if result.base_id else ""
+        damaged = f", {len(result.damaged)} damaged left out" if result.damaged else ""
         self.stdout.write(
-            f"backup: {result.session_count} sessions, {result.chunk_count} chunks{base}, "
-            f"{result.size / MIB:.1f} MiB → {result.path} (archive {result.archive_id})"
+            f"backup: {result.session_count} sessions, {result.chunk_count} chunks{base}"
+            f"{damaged}, {result.size / MIB:.1f} MiB → {result.path} (archive {result.archive_id})"
         )
+        if result.damaged:
+            raise CommandError(
+                f"backup completed with {len(result.damaged)} damaged chunks, listed above and "
+                "in the archive's manifest; repair them from an older backup (restore --repair).",
+                returncode=EXIT_DAMAGED,
+            )

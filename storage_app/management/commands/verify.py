@@ -5,6 +5,7 @@ import uuid
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Sum
 
+from core.audit import audit_actor
 from core.errors import ApplicationError
 from core.progress import Progress
 from core.sizes import MIB
@@ -13,7 +14,10 @@ from storage_app.verify import chunks_verify
 
 
 class Command(BaseCommand):
-    help = "Verify stored chunks: stored hash, decompressed sha256, and each Merkle root."
+    help = (
+        "Verify stored chunks: stored hash, decompressed sha256, and each Merkle root; "
+        "mark damaged chunks `damaged`."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -30,7 +34,8 @@ class Command(BaseCommand):
         total = selected.aggregate(n=Sum("chunk_count", default=0))["n"]
         progress = Progress("verify", total, stream=self.stderr)
         try:
-            report = chunks_verify(session_ids=sessions or None, progress=progress)
+            with audit_actor("command:verify"):
+                report = chunks_verify(session_ids=sessions or None, progress=progress)
         except ApplicationError as error:
             raise CommandError(error.message) from error
         finally:
@@ -43,6 +48,6 @@ class Command(BaseCommand):
         )
         if report.damages:
             raise CommandError(
-                f"{len(report.damages)} problems found: restore the damaged sessions from a "
-                "backup (manage.py restore), then run verify again."
+                f"{len(report.damages)} problems found: repair the damaged chunks from a backup "
+                "(manage.py restore ARCHIVE --repair), then run verify again."
             )

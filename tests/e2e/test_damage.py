@@ -1,0 +1,60 @@
+"""A damaged chunk inside a recording, served by a real gunicorn: the client's body breaks off."""
+
+import http.client
+
+import pytest
+
+from tests.support.client import (
+    API,
+    HTTP_TIMEOUT_SECONDS,
+    login,
+    put_chunk,
+    session_start,
+    wait_until_stored,
+)
+from tests.support.ports import HOST
+from tests.support.server import LucidServer
+
+CHUNK_SIZE = 64 * 1024
+CHUNKS = [bytes([sequence]) * 1000 + bytes(range(256)) * 200 for sequence in range(3)]
+
+
+@pytest.fixture
+def server(tmp_path):
+    lucid = LucidServer(tmp_path)
+    lucid.migrate()
+    lucid.start()
+    yield lucid
+    lucid.kill()
+    print(f"--- server log ({lucid.log_path}) ---\n{lucid.log()}")
+
+
+def test_a_damaged_later_chunk_leaves_the_recording_incomplete(server, tmp_path):
+    client = login(server.client())
+    session_id = session_start(client, name="damaged later", chunk_size=CHUNK_SIZE)
+    for sequence, data in enumerate(CHUNKS):
+        put_chunk(client, session_id, sequence, data)
+    wait_until_stored(client, session_id, len(CHUNKS), seconds=60)
+    (stored,) = (tmp_path / "chunks" / session_id).glob("000000000001.*")
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    stored.write_bytes(bytes(data))
+    connection = http.client.HTTPConnection(HOST, server.port, timeout=HTTP_TIMEOUT_SECONDS)
+
+    try:
+        connection.request(
+            "GET",
+            f"{API}/sessions/{session_id}/recording",
+            headers={"Authorization": f"Bearer {client.token}"},
+        )
+        response = connection.getresponse()
+        assert response.status == 200
+        assert response.headers["Content-Length"] == str(sum(map(len, CHUNKS)))
+        with pytest.raises(http.client.IncompleteRead) as cut_off:
+            response.read()
+    finally:
+        connection.close()
+
+    assert cut_off.value.partial == CHUNKS[0]
+    chunk = client.call("GET", f"{API}/sessions/{session_id}/chunks/1")
+    assert chunk["status"] == "damaged"
