@@ -25,6 +25,7 @@ class Migration(migrations.Migration):
                     ("retention_deleted", "Deleted by retention"),
                     ("login_failed", "Login failed"),
                     ("chunk_damaged", "Chunk found damaged"),
+                    ("chunk_repaired", "Chunk repaired from a backup"),
                 ],
                 max_length=32,
             ),
