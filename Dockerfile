@@ -45,14 +45,17 @@ COPY --from=builder /opt/venv /opt/venv
 
 WORKDIR /app
 COPY manage.py ./
-COPY lucid ./lucid
+COPY core ./core
 COPY sessions_app ./sessions_app
 COPY chunks_app ./chunks_app
 COPY pipeline_app ./pipeline_app
+COPY storage_app ./storage_app
+COPY lucid ./lucid
 COPY templates ./templates
 
-# Static files and bytecode are made now: at run time the code directory is read-only.
-RUN python manage.py collectstatic --noinput --verbosity 0 \
+# Static files and bytecode are made now: at run time the code directory is read-only. The key
+# given here only lets the settings load; no image carries a key of its own.
+RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput --verbosity 0 \
     && python -m compileall -q /app \
     && mkdir -p /data/sessions /data/chunks /data/backups \
     && chown -R 10001:10001 /data

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from django.conf import settings
 
 from lucid.management.commands.serve import ROLES
 
@@ -125,6 +126,23 @@ def test_the_entrypoint_runs_serve_and_the_default_command_is_a_role():
     assert json.loads(entrypoint) == ["python", "manage.py", "serve"]
     assert json.loads(command) == ["api"]
     assert (REPO / "lucid/management/commands/serve.py").is_file()
+
+
+def test_the_image_holds_every_package_of_the_project():
+    copied = {arguments.split()[0] for arguments in _final_stage("COPY")}
+    packages = {
+        app.split(".")[0]
+        for app in settings.INSTALLED_APPS
+        if (REPO / app.split(".")[0] / "__init__.py").is_file()
+    }
+
+    assert packages <= copied, f"the image lacks {sorted(packages - copied)}"
+
+
+def test_the_image_build_leaves_no_secret_key_behind():
+    (collectstatic,) = [run for run in _final_stage("RUN") if "collectstatic" in run]
+
+    assert "DJANGO_SECRET_KEY=" in collectstatic
 
 
 def test_every_copied_source_exists_and_is_not_in_dockerignore():
