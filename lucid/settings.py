@@ -1,6 +1,7 @@
 """Settings for Lucid session storage: every value comes from the environment."""
 
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -34,8 +35,38 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
+def local_secret_key(path: Path) -> str:
+    """The key kept at `path`, made once at random (mode 0600) when there is none yet."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f"{path.name}.{os.getpid()}.new")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secrets.token_urlsafe(50))
+        file.flush()
+        os.fsync(file.fileno())
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(draft)
+    return path.read_text().strip()
+
+
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "lucid-insecure-development-key-change-me-in-production")
+# The key this project once published for development: anyone could sign tokens with it.
+PUBLISHED_DEVELOPMENT_KEY = "lucid-insecure-development-key-change-me-in-production"
+# Without DJANGO_SECRET_KEY (the embedded default), a key of this machine's own under var/.
+SECRET_KEY = env_str("DJANGO_SECRET_KEY") or local_secret_key(BASE_DIR / "var" / "secret_key")
+if SECRET_KEY == PUBLISHED_DEVELOPMENT_KEY:
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is the published development key: set a long random value, e.g. "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+    )
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
 
 # --- Lucid --------------------------------------------------------------------------------------
@@ -211,6 +242,11 @@ REST_FRAMEWORK = {
         "core.api.permissions.RolePermission",
     ],
     "DEFAULT_FILTER_BACKENDS": ["core.api.filters.FilterBackend"],
+    "DEFAULT_PARSER_CLASSES": [
+        "core.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "core.api.pagination.KeysetPagination",
     "PAGE_SIZE": LUCID_PAGE_SIZE,
     "EXCEPTION_HANDLER": "core.api.exceptions.exception_handler",

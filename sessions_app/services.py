@@ -52,10 +52,31 @@ def _validate_recording_format(*, chunk_size: int, algorithm: str, level: int) -
         raise ValidationFailed("The recording format is not valid.", fields=errors)
 
 
+def _has_nul(value: Any) -> bool:
+    """Whether a NUL character is in any string of `value`, keys included, at any depth."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+    return False
+
+
 def _validate_metadata(metadata: Any) -> None:
     if not isinstance(metadata, dict):
         raise ValidationFailed(
             "metadata must be a JSON object.", fields={"metadata": ["Must be a JSON object."]}
+        )
+    if _has_nul(metadata):
+        raise ValidationFailed(
+            "metadata must not contain NUL characters.",
+            fields={"metadata": ["NUL (\\u0000) characters are not allowed."]},
         )
     if len(json.dumps(metadata).encode()) > settings.LUCID_METADATA_MAX_BYTES:
         limit = settings.LUCID_METADATA_MAX_BYTES
@@ -85,7 +106,8 @@ def session_create(
             compression_level = settings.LUCID_COMPRESSION_LEVEL
         elif algorithm in CompressionAlgorithm.values:
             compression_level = CompressionAlgorithm(algorithm).default_level
-    chunk_size = chunk_size or settings.LUCID_CHUNK_SIZE_MB * MIB
+    if chunk_size is None:
+        chunk_size = settings.LUCID_CHUNK_SIZE_MB * MIB
     _validate_metadata(metadata)
     _validate_recording_format(chunk_size=chunk_size, algorithm=algorithm, level=compression_level)
     with atomic():

@@ -167,9 +167,18 @@ class KeysetPagination(BasePagination):
             raise self._invalid_cursor() from error
         if not isinstance(cursor, dict) or cursor.get("d") not in ("n", "p"):
             raise self._invalid_cursor()
-        if "v" not in cursor or "k" not in cursor:
+        if not self._is_position(cursor.get("v")) or not isinstance(cursor.get("k"), str):
+            raise self._invalid_cursor()
+        if "\x00" in cursor["k"]:
             raise self._invalid_cursor()
         return cursor
+
+    @staticmethod
+    def _is_position(value: Any) -> bool:
+        """Whether `value` could be an ordering value written by `_link`."""
+        if isinstance(value, str):
+            return "\x00" not in value
+        return isinstance(value, int | float) and not isinstance(value, bool)
 
     @staticmethod
     def _invalid_cursor() -> ValidationFailed:

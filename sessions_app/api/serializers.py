@@ -7,6 +7,8 @@ from core.api.serializers import iso_datetime
 from sessions_app.fields import SESSION_API_FIELDS, SESSION_READ_ONLY_FIELDS
 from sessions_app.models import Session
 
+MAX_RETENTION_DAYS = 36500
+
 
 class SessionSerializer(serializers.ModelSerializer):
     """A recording session as clients read and write it."""
@@ -34,6 +36,15 @@ class SessionSerializer(serializers.ModelSerializer):
         fields = SESSION_API_FIELDS
         read_only_fields = SESSION_READ_ONLY_FIELDS
         extra_kwargs = {"compression_algorithm": {"required": False}}
+
+    def validate_retention_days(self, value: int | None) -> int | None:
+        """At most `MAX_RETENTION_DAYS`: larger values overflow the column."""
+        if value is not None and value > MAX_RETENTION_DAYS:
+            raise serializers.ValidationError(
+                f"Ensure this value is less than or equal to {MAX_RETENTION_DAYS}.",
+                code="max_value",
+            )
+        return value
 
     def to_representation(self, session: Session) -> dict:
         """The fields above, built directly: building DRF's fields for each response costs more

@@ -1,6 +1,7 @@
 """The service run as `make run` runs it, on storage, database and port of its own."""
 
 import os
+import secrets
 import signal
 from pathlib import Path
 
@@ -32,6 +33,7 @@ def environment(root: Path, **variables: str) -> dict[str, str]:
     }
     env.update(
         DJANGO_SETTINGS_MODULE="lucid.settings",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
         DJANGO_SUPERUSER_USERNAME=USERNAME,
         DJANGO_SUPERUSER_PASSWORD=PASSWORD,
         DJANGO_STATIC_ROOT=str(root / "static"),

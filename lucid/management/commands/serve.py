@@ -49,6 +49,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, role: str, **options):
         spec = ROLES[role]
+        if not os.environ.get("DJANGO_SECRET_KEY"):
+            raise CommandError(
+                f"The {role} role signs and checks tokens with DJANGO_SECRET_KEY: set it to the "
+                "same long random value for every role, e.g. "
+                "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+            )
         if spec.needs_broker and settings.CELERY_TASK_ALWAYS_EAGER:
             raise CommandError(
                 f"The {role} role is a Celery process: set CELERY_BROKER_URL "
