@@ -168,4 +168,4 @@ def test_a_cached_session_lookup_still_keeps_other_recorders_out(api_client):
 
     for path in ("chunks", "chunks/0"):
         response = client.get(f"/api/v1/sessions/{session.id}/{path}")
-        assert response.status_code == 403, response.content
+        assert response.status_code == 404, response.content
