@@ -13,20 +13,9 @@ from tests.support.client import (
     wait_until_stored,
 )
 from tests.support.ports import HOST
-from tests.support.server import LucidServer
 
 CHUNK_SIZE = 64 * 1024
 CHUNKS = [bytes([sequence]) * 1000 + bytes(range(256)) * 200 for sequence in range(3)]
-
-
-@pytest.fixture
-def server(tmp_path):
-    lucid = LucidServer(tmp_path)
-    lucid.migrate()
-    lucid.start()
-    yield lucid
-    lucid.kill()
-    print(f"--- server log ({lucid.log_path}) ---\n{lucid.log()}")
 
 
 def test_a_damaged_later_chunk_leaves_the_recording_incomplete(server, tmp_path):

@@ -19,23 +19,12 @@ from tests.support.client import (
     session_start,
     wait_until_stored,
 )
-from tests.support.server import LucidServer
 
 CHUNK_SIZE = 256 * 1024
 PROCESSING_SECONDS = 20
 UPLOAD_SIZES = [CHUNK_SIZE, 1, CHUNK_SIZE - 1, 65_537, CHUNK_SIZE, 3, 200_001, 12_345]
 UPLOAD_ORDER = [3, 0, 7, 1, 6, 2, 5, 4]
 STREAM_SIZES = [1, 100_003, CHUNK_SIZE - 100_004, CHUNK_SIZE + 1, 77_777, 5, 3 * CHUNK_SIZE + 9]
-
-
-@pytest.fixture
-def server(tmp_path):
-    lucid = LucidServer(tmp_path)
-    lucid.migrate()
-    lucid.start()
-    yield lucid
-    lucid.kill()
-    print(f"--- server log ({lucid.log_path}) ---\n{lucid.log()}")
 
 
 def _recording_session(client: ServiceClient, *, name: str, paused: bool) -> str:

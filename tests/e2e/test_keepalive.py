@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.client import API, HTTP_TIMEOUT_SECONDS, ServiceClient, login, session_start
 from tests.support.ports import HOST
-from tests.support.server import LucidServer
+from tests.support.server import LucidServer, served
 
 CHUNK_SIZE = 64 * 1024
 KB = 1000
@@ -25,12 +25,8 @@ UNDRAINABLE_LENGTH = 64 * 1024 * 1024
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """One service for the module: every test records into a session of its own."""
-    lucid = LucidServer(tmp_path_factory.mktemp("keepalive"))
-    lucid.migrate()
-    lucid.start()
-    yield lucid
-    lucid.kill()
-    print(f"--- server log ({lucid.log_path}) ---\n{lucid.log()}")
+    with served(tmp_path_factory.mktemp("keepalive")) as lucid:
+        yield lucid
 
 
 @pytest.fixture

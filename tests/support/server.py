@@ -3,6 +3,8 @@
 import os
 import secrets
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support.client import PASSWORD, USERNAME, ServiceClient
@@ -84,3 +86,14 @@ class LucidServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@contextmanager
+def served(root: Path) -> Iterator[LucidServer]:
+    """A migrated, started service under `root`, killed afterwards; its log printed for failures."""
+    lucid = LucidServer(root)
+    lucid.migrate()
+    lucid.start()
+    yield lucid
+    lucid.kill()
+    print(f"--- server log ({lucid.log_path}) ---\n{lucid.log()}")
