@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError
 from django.db.models import Q
 
@@ -20,7 +21,14 @@ from chunks_app.storage import get_chunk_store
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus
 from core.db import atomic, atomic_retried, on_commit
-from core.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from core.errors import (
+    ApplicationError,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    StorageUnavailable,
+    ValidationFailed,
+)
 from sessions_app import services as session_services
 from sessions_app import tallies
 from sessions_app.choices import IngestMode, SessionStatus
@@ -46,12 +54,16 @@ def _not_recording(session: Session) -> Conflict:
     )
 
 
+def _session_gone(session: Session) -> NotFound:
+    return NotFound(f"No session with id '{session.pk}'.")
+
+
 def _not_recording_now(session: Session) -> Conflict | NotFound:
     """The error for a session that stopped recording (or vanished) while we were writing."""
     try:
         session.refresh_from_db(fields=["status"])
     except Session.DoesNotExist:
-        return NotFound(f"No session with id '{session.pk}'.")
+        return _session_gone(session)
     return _not_recording(session)
 
 
@@ -60,12 +72,28 @@ def _require_recording(session: Session) -> None:
         raise _not_recording(session)
 
 
+@contextmanager
+def _lost_to_deletion(session: Session) -> Iterator[None]:
+    """A write that fails because its session was deleted meanwhile answers 404, and removes
+    the files it made after the deletion removed the session's."""
+    try:
+        yield
+    except (ApplicationError, StorageUnavailable, ObjectDoesNotExist):
+        if Session.objects.filter(pk=session.pk).exists():
+            raise
+        session_files_delete(session_id=session.pk)
+        raise _session_gone(session) from None
+
+
 def _claim_ingest_mode(*, session: Session, mode: str) -> None:
     """Fix the session's ingest style on first use; the other style is then a conflict."""
     if session.ingest_mode == mode:
         return
     Session.objects.filter(pk=session.pk, ingest_mode=IngestMode.UNDECIDED).update(ingest_mode=mode)
-    session.refresh_from_db(fields=["ingest_mode"])
+    try:
+        session.refresh_from_db(fields=["ingest_mode"])
+    except Session.DoesNotExist:
+        raise _session_gone(session) from None
     if session.ingest_mode != mode:
         raise Conflict(
             f"This session receives data by {session.get_ingest_mode_display().lower()}; "
@@ -153,24 +181,25 @@ def chunk_ingest(
         _check_digest(hasher=hasher, expected=expected_sha256)
         return _same_or_conflict(existing=existing, size=size, sha256=hasher.hexdigest()), False
 
-    chunk = Chunk(id=uuid.uuid4(), session=session, sequence=sequence)
-    chunk.spool_key = upload_spool_key(session_id=session.pk, chunk_id=chunk.id)
-    spool = get_spool()
-    chunk.size = spool.put(chunk.spool_key, pieces)
-    chunk.sha256 = hasher.hexdigest()
-    try:
-        _check_digest(hasher=hasher, expected=expected_sha256)
-        atomic_retried(lambda: _record_upload(session=session, chunk=chunk))
-    except IntegrityError:
-        spool.delete(chunk.spool_key)
-        existing = Chunk.objects.filter(session=session, sequence=sequence).first()
-        if existing is None:
-            raise _not_recording_now(session) from None
-        return _same_or_conflict(existing=existing, size=chunk.size, sha256=chunk.sha256), False
-    except BaseException:
-        spool.delete(chunk.spool_key)
-        raise
-    return chunk, True
+    with _lost_to_deletion(session):
+        chunk = Chunk(id=uuid.uuid4(), session=session, sequence=sequence)
+        chunk.spool_key = upload_spool_key(session_id=session.pk, chunk_id=chunk.id)
+        spool = get_spool()
+        chunk.size = spool.put(chunk.spool_key, pieces)
+        chunk.sha256 = hasher.hexdigest()
+        try:
+            _check_digest(hasher=hasher, expected=expected_sha256)
+            atomic_retried(lambda: _record_upload(session=session, chunk=chunk))
+        except IntegrityError:
+            spool.delete(chunk.spool_key)
+            existing = Chunk.objects.filter(session=session, sequence=sequence).first()
+            if existing is None:
+                raise _not_recording_now(session) from None
+            return _same_or_conflict(existing=existing, size=chunk.size, sha256=chunk.sha256), False
+        except BaseException:
+            spool.delete(chunk.spool_key)
+            raise
+        return chunk, True
 
 
 def _record_upload(*, session: Session, chunk: Chunk) -> None:
@@ -208,7 +237,7 @@ def session_stream_append(
     _require_recording(session)
     _claim_ingest_mode(session=session, mode=IngestMode.STREAM)
     stream = SessionStream(session_id=session.pk, chunk_size=session.chunk_size)
-    with stream.locked():
+    with _lost_to_deletion(session), stream.locked():
         session.refresh_from_db(fields=["status", "stream_offset"])
         _require_recording(session)
         offset = session.stream_offset
@@ -237,7 +266,8 @@ def session_stream_append(
 def session_stop(*, session: Session) -> Session:
     """Stop recording: flush the stream's tail into a last chunk, seal the manifest and note
     whether any sequence is missing (`complete`); a session with gaps stops all the same."""
-    with SessionStream(session_id=session.pk, chunk_size=session.chunk_size).locked():
+    stream = SessionStream(session_id=session.pk, chunk_size=session.chunk_size)
+    with _lost_to_deletion(session), stream.locked():
         session.refresh_from_db()
         with atomic():
             session_services.session_transition(session=session, action="stop")
@@ -271,8 +301,10 @@ def session_stream_seal(*, session: Session) -> Chunk | None:
 
 def session_files_delete(*, session_id: uuid.UUID) -> None:
     """Remove every spooled and stored file of a session (after its rows are gone)."""
-    get_chunk_store().delete_prefix(f"{session_id}/")
-    get_spool().delete_prefix(f"{session_id}/")
+    try:
+        get_chunk_store().delete_prefix(f"{session_id}/")
+    finally:
+        get_spool().delete_prefix(f"{session_id}/")
 
 
 def session_files_delete_on_commit(*, session_id: uuid.UUID) -> None:

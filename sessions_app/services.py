@@ -5,6 +5,7 @@ Stopping a recording also seals its chunks, so `chunks_app.services.session_stop
 """
 
 import json
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from core.audit import audit_record
 from core.choices import AuditAction, CompressionAlgorithm
-from core.db import atomic, on_commit
+from core.db import atomic, atomic_retried, on_commit
 from core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from core.sizes import MIB
 from sessions_app import tallies
@@ -24,6 +25,8 @@ from sessions_app.models import Session
 from sessions_app.selectors import session_access_cache_key
 from sessions_app.tallies import tally_apply
 
+# Rounds of a deletion that find a new chunk busy, before the last one waits for it.
+DELETE_ROUNDS = 5
 # action -> (statuses it may start from, status it leads to, timestamp it sets)
 TRANSITIONS: dict[str, tuple[frozenset[str], str, str | None]] = {
     "start": (frozenset({SessionStatus.CREATED}), SessionStatus.RECORDING, "started_at"),
@@ -174,26 +177,41 @@ def session_delete(*, session: Session) -> None:
 
     Its files go once the deletion commits (`chunks_app.receivers`).
     """
-    with atomic():
-        list(session.chunks.select_for_update().values_list("pk"))
-        locked = Session.objects.select_for_update().filter(pk=session.pk).first()
-        if locked is None:
-            raise NotFound(f"No session with id '{session.pk}'.")
-        session = locked
-        if session.legal_hold:
-            raise Conflict(
-                "The session is under legal hold; clear legal_hold before deleting it.",
-                code="legal_hold",
-            )
-        tally_apply(session_id=None, tally=tallies.session_removed(session=session))
-        access_cache_key = session_access_cache_key(session.pk)
-        on_commit(lambda: cache.delete(access_cache_key))
-        audit_record(
-            action=AuditAction.SESSION_DELETED,
-            session_id=session.pk,
-            detail={"name": session.name, "chunk_count": session.chunk_count, "size": session.size},
+    for round_ in range(1, DELETE_ROUNDS + 1):
+        if atomic_retried(partial(_session_remove, session=session, last=round_ == DELETE_ROUNDS)):
+            return
+
+
+def _session_remove(*, session: Session, last: bool) -> bool:
+    """Lock the chunk rows, then the session row (the pipeline's order), and remove them.
+
+    A chunk added while we waited for the session row may be held by a pipeline transaction
+    that waits for the session row in turn: then give both rows up (False), unless `last`.
+    """
+    chunks = session.chunks.order_by("sequence")
+    list(chunks.select_for_update(of=("self",)).values_list("pk"))
+    locked = Session.objects.select_for_update().filter(pk=session.pk).first()
+    if locked is None:
+        raise NotFound(f"No session with id '{session.pk}'.")
+    free = chunks.select_for_update(skip_locked=True, of=("self",)).values_list("pk")
+    if not last and len(free) != chunks.count():
+        return False
+    session = locked
+    if session.legal_hold:
+        raise Conflict(
+            "The session is under legal hold; clear legal_hold before deleting it.",
+            code="legal_hold",
         )
-        session.delete()
+    tally_apply(session_id=None, tally=tallies.session_removed(session=session))
+    access_cache_key = session_access_cache_key(session.pk)
+    on_commit(lambda: cache.delete(access_cache_key))
+    audit_record(
+        action=AuditAction.SESSION_DELETED,
+        session_id=session.pk,
+        detail={"name": session.name, "chunk_count": session.chunk_count, "size": session.size},
+    )
+    session.delete()
+    return True
 
 
 def session_transition(*, session: Session, action: str) -> Session:

@@ -272,7 +272,8 @@ def retention_plan(*, now: datetime) -> RetentionPlan:
 def _session_remove(*, candidate: RetentionCandidate) -> str | None:
     """Delete the picked session unless it changed since; returns why it was kept, if it was."""
     with atomic():
-        chunks = Chunk.objects.filter(session_id=candidate.session_id).select_for_update()
+        chunks = Chunk.objects.filter(session_id=candidate.session_id).order_by("sequence")
+        chunks = chunks.select_for_update(of=("self",))
         list(chunks.values_list("pk"))
         session = Session.objects.select_for_update().filter(pk=candidate.session_id).first()
         if session is None:

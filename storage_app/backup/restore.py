@@ -130,7 +130,8 @@ def _session_rows_write(session: ArchivedSession, *, archive_id: str) -> bool:
             row = Session(id=session.id, owner=owner, **fields)
             row.save(force_insert=True)
         else:
-            list(Chunk.objects.filter(session_id=session.id).select_for_update().values("pk"))
+            chunks = Chunk.objects.filter(session_id=session.id).order_by("sequence")
+            list(chunks.select_for_update(of=("self",)).values("pk"))
             row = Session.objects.select_for_update().get(pk=session.id)
             tally_apply(session_id=None, tally=tallies.session_removed(session=row))
         Chunk.objects.bulk_create(

@@ -59,6 +59,19 @@ def _meta(headers: dict[str, str]) -> dict[str, str]:
     return {f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items()}
 
 
+def files_under(directory: Path) -> list[str]:
+    """The files below `directory` (hidden ones too), as paths relative to it."""
+    return sorted(
+        str(path.relative_to(directory)) for path in directory.rglob("*") if path.is_file()
+    )
+
+
+def files_of_session(session_id) -> list[str]:
+    """The session's files left in the spool and in the test's filesystem chunk store."""
+    roots = [Path(settings.LUCID_STORAGE_PATH) / "spool", Path(settings.LUCID_CHUNK_STORE_PATH)]
+    return [f"{root}/{name}" for root in roots for name in files_under(root / str(session_id))]
+
+
 def body_of(response) -> bytes:
     if response.streaming:
         return b"".join(response.streaming_content)

@@ -15,6 +15,7 @@ from chunks_app.storage.base import (
     StoreUsage,
 )
 from chunks_app.storage.filesystem import FileSystemChunkStore
+from tests.chunks_app.helpers import files_under
 
 SESSION_KEY = "3f2b8c1e-6d4a-4f7b-9a0e-2c5d8e1f4a7b"
 KEY = f"{SESSION_KEY}/000000000042.zst"
@@ -28,12 +29,6 @@ def interrupted_content():
     yield b"first piece "
     yield b"second piece "
     raise WriteInterrupted
-
-
-def files_under(directory: Path) -> list[str]:
-    return sorted(
-        str(path.relative_to(directory)) for path in directory.rglob("*") if path.is_file()
-    )
 
 
 def test_put_writes_the_content_to_a_file_under_the_root(store, root):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from chunks_app.storage.base import ChunkNotFoundError, InvalidKeyError
+from tests.chunks_app.helpers import files_under
 
 SESSION_KEY = "3f2b8c1e-6d4a-4f7b-9a0e-2c5d8e1f4a7b"
 KEY = f"{SESSION_KEY}/000000000042.zstd"
@@ -143,3 +144,52 @@ def test_remove_leftover_refuses_to_follow_a_link_out_of_the_root(store, root, t
         store.remove_leftover(f"{SESSION_KEY}/.victim.tmp")
 
     assert outside.exists()
+
+
+OTHER_SESSION_KEY = "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f"
+
+
+def session_files(store, count: int) -> None:
+    """`count` stored chunks and a leftover of the session, and one chunk of another session."""
+    for sequence in range(count):
+        store.put(f"{SESSION_KEY}/{sequence:012d}.zstd", b"chunk")
+    leftover(store.root / SESSION_KEY / ".000000000099.zstd.0123456789abcdef.tmp")
+    store.put(f"{OTHER_SESSION_KEY}/000000000000.zstd", b"other chunk")
+
+
+def test_delete_prefix_passes_over_a_file_that_vanishes_during_the_walk(store, root, monkeypatch):
+    session_files(store, 20)
+    unlink = os.unlink
+    raced = []
+
+    def unlink_after_another_remover(path, *, dir_fd=None):
+        if not raced:
+            raced.append(path)
+            unlink(path, dir_fd=dir_fd)
+        unlink(path, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "unlink", unlink_after_another_remover)
+
+    store.delete_prefix(f"{SESSION_KEY}/")
+
+    assert raced
+    assert files_under(root) == [f"{OTHER_SESSION_KEY}/000000000000.zstd"]
+    assert not (root / SESSION_KEY).exists()
+
+
+def test_delete_prefix_removes_a_file_written_during_the_walk(store, root, monkeypatch):
+    session_files(store, 3)
+    unlink = os.unlink
+    late_key = f"{SESSION_KEY}/000000000003.zstd"
+
+    def unlink_while_a_write_finishes(path, *, dir_fd=None):
+        if not store.exists(late_key):
+            store.put(late_key, b"late chunk")
+        unlink(path, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "unlink", unlink_while_a_write_finishes)
+
+    store.delete_prefix(f"{SESSION_KEY}/")
+
+    assert files_under(root) == [f"{OTHER_SESSION_KEY}/000000000000.zstd"]
+    assert not (root / SESSION_KEY).exists()
