@@ -211,7 +211,15 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Files that every process shares: gunicorn's workers count login attempts together (a
+    # per-process cache would let each worker allow the whole rate), and what one process
+    # drops (a deleted session's entry) is gone for all.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(LUCID_STORAGE_PATH / "cache"),
+        }
+    }
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -52,9 +52,7 @@ def session_access_get(*, session_id: str | uuid.UUID) -> SessionAccess:
     """The session's id and owner, from the cache when it can; `NotFound` like `session_get`.
 
     The hot reads of a session's chunks need no more, so they skip the session's row. A deleted
-    session's entry goes when the deletion commits (with a local-memory cache, only in the
-    process that deleted it; elsewhere it lives out LUCID_SESSION_ACCESS_CACHE_SECONDS, and
-    the chunks it leads to are gone).
+    session's entry goes when the deletion commits.
     """
     key = _session_key(session_id)
     cache_key = session_access_cache_key(key)

@@ -54,7 +54,7 @@ def print_report(
 ) -> None:
     print_latencies(latencies)
     print_targets(latencies)
-    cache = "redis" if os.environ.get("REDIS_URL") else "local memory"
+    cache = "redis" if os.environ.get("REDIS_URL") else "file"
     load = ", ".join(f"{average:.1f}" for average in os.getloadavg())
     print_machine(f"cache: {cache}, load average {load} (1, 5, 15 min; this run included)")
     print(

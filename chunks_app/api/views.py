@@ -118,7 +118,7 @@ class ChunkDetailView(SessionScopedMixin, APIView):
         responses={
             201: ChunkSerializer,
             200: ChunkSerializer,
-            **error_responses(400, 404, 409, 411, 413, 503),
+            **error_responses(400, 404, 409, 411, 413, 503, 507),
         },
     )
     def put(self, request: Request, session_id: str, sequence: str) -> Response:
@@ -206,7 +206,7 @@ class SessionStreamView(SessionScopedMixin, APIView):
             "announced end (400 `incomplete_body`) adds nothing."
         ),
         request=BINARY_BODY,
-        responses={200: StreamAppendSerializer, **error_responses(400, 404, 409, 411, 503)},
+        responses={200: StreamAppendSerializer, **error_responses(400, 404, 409, 411, 503, 507)},
     )
     def post(self, request: Request, session_id: str) -> Response:
         session = self.get_session()

@@ -12,9 +12,10 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from types import TracebackType
 from typing import BinaryIO, cast
 
 from chunks_app.storage.base import (
@@ -27,13 +28,42 @@ from chunks_app.storage.base import (
     validate_prefix,
 )
 from core.durable import fsync_directory
+from core.errors import FULL_ERRNOS, StorageFull
 
 _NO_SUCH_FILE = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
-_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 _FORBIDDEN = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 # Why a hard link may be refused where a copy would work: another filesystem, a filesystem
 # without links, the source's link count at its limit.
 _NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK})
+# How many times a directory being removed is walked while writers still add files to it.
+REMOVAL_PASSES = 3
+
+
+class ChunkStoreFull(ChunkStoreError, StorageFull):
+    """The filesystem holding the store has no space or quota left."""
+
+
+def _remove_tree(directory: Path) -> bool:
+    """Remove `directory` with all in it, passing over what vanishes meanwhile.
+
+    False when something was written into it meanwhile, so that it is still there.
+    """
+    written_meanwhile = False
+
+    def passed_over(
+        function: Callable[..., object],
+        path: str,
+        exc_info: tuple[type[BaseException], BaseException, TracebackType],
+    ) -> None:
+        nonlocal written_meanwhile
+        error = exc_info[1]
+        if isinstance(error, OSError) and error.errno == errno.ENOTEMPTY:
+            written_meanwhile = True
+        elif not isinstance(error, FileNotFoundError):
+            raise error
+
+    shutil.rmtree(directory, onerror=passed_over)
+    return not written_meanwhile
 
 
 def _is_leftover_name(name: str) -> bool:
@@ -139,13 +169,19 @@ class FileSystemChunkStore(ChunkStore):
             raise self._error(exc, "delete", path) from exc
 
     def delete_prefix(self, prefix: str) -> int:
-        """Remove the directory of `prefix` whole, leftovers of interrupted writes included."""
+        """Remove the directory of `prefix` whole, leftovers of interrupted writes included.
+
+        Files that vanish during the walk are passed over; files written during it are removed
+        by another pass.
+        """
         validate_prefix(prefix)
         directory = self._path(prefix.removesuffix("/"))
         removed = sum(1 for _ in self.keys(prefix))
-        with self._os_errors("delete", directory), suppress(FileNotFoundError):
-            shutil.rmtree(directory)
-        return removed
+        with self._os_errors("delete", directory):
+            for _ in range(REMOVAL_PASSES):
+                if _remove_tree(directory):
+                    return removed
+            raise OSError(errno.ENOTEMPTY, os.strerror(errno.ENOTEMPTY))
 
     def exists(self, key: str) -> bool:
         path = self._path(key)
@@ -336,13 +372,16 @@ class FileSystemChunkStore(ChunkStore):
             raise self._error(exc, action, path) from exc
 
     def _error(self, exc: OSError, action: str, path: Path) -> ChunkStoreError:
-        if exc.errno in _FULL:
-            advice = f"free space and quota on the filesystem holding {self.root}"
-        elif exc.errno in _FORBIDDEN:
+        message = f"Could not {action} {path}: {exc.strerror or exc}."
+        if exc.errno in FULL_ERRNOS:
+            return ChunkStoreFull(
+                f"{message} Check free space and quota on the filesystem holding {self.root}."
+            )
+        if exc.errno in _FORBIDDEN:
             advice = (
                 f"that {self.root} is writable by this process's user "
                 "(ownership, permissions, read-only mount)"
             )
         else:
             advice = f"that {self.root} is an existing directory on a healthy, mounted filesystem"
-        return ChunkStoreError(f"Could not {action} {path}: {exc.strerror or exc}. Check {advice}.")
+        return ChunkStoreError(f"{message} Check {advice}.")

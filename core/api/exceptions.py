@@ -2,9 +2,12 @@
 
 DRF's views answer errors through `exception_handler`; what Django answers itself under
 /api/v1 (no route matched, an unexpected exception) goes through the error views below, which
-the URLconfs name as their handler400/403/404/500.
+the URLconfs name as their handler400/403/404/500. A full disk or failed storage is a 507 or 503
+with Retry-After wherever it surfaces: in DRF's views or in Django's (the admin, /metrics).
 """
 
+import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +19,17 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from core.errors import ApplicationError, StorageUnavailable
+from core.errors import ApplicationError, StorageUnavailable, is_storage_full
+
+logger = logging.getLogger(__name__)
+
+STORAGE_FULL_RETRY_AFTER_SECONDS = 60
+STORAGE_UNAVAILABLE_RETRY_AFTER_SECONDS = 30
+STORAGE_FULL_MESSAGE = (
+    "No space is left where recordings and their database are stored; nothing was stored. "
+    "Free disk space or raise the quota (e.g. `manage.py cleanup` removes expired sessions), "
+    "then retry."
+)
 
 
 def _field_messages(detail: Any) -> Any:
@@ -35,6 +48,25 @@ def _first_code(detail: Any) -> str:
     if isinstance(detail, list):
         return _first_code(detail[0]) if detail else "invalid"
     return getattr(detail, "code", None) or "invalid"
+
+
+def storage_error_response(error: BaseException | None) -> JsonResponse | None:
+    """507 `insufficient_storage` for a full disk or quota, 503 `storage_unavailable` for other
+    failures of a store, both with Retry-After; None for any other error."""
+    if is_storage_full(error):
+        status_code, code, message = 507, "insufficient_storage", STORAGE_FULL_MESSAGE
+        retry_after = STORAGE_FULL_RETRY_AFTER_SECONDS
+    elif isinstance(error, StorageUnavailable):
+        status_code, code, message = 503, "storage_unavailable", str(error)
+        retry_after = STORAGE_UNAVAILABLE_RETRY_AFTER_SECONDS
+    else:
+        return None
+    logger.warning("%s: %s", code, error)
+    return JsonResponse(
+        {"code": code, "message": message},
+        status=status_code,
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 def _application_error_response(error: ApplicationError) -> Response:
@@ -62,15 +94,13 @@ def _validation_error_response(error: exceptions.ValidationError) -> Response:
     )
 
 
-def exception_handler(exc: Exception, context: dict) -> Response | None:
+def exception_handler(exc: Exception, context: dict) -> HttpResponse | None:
     """Turn every handled error into `{"code", "message", ...}` with the right status."""
     if isinstance(exc, ApplicationError):
         return _application_error_response(exc)
-    if isinstance(exc, StorageUnavailable):
-        return Response(
-            {"code": "storage_unavailable", "message": str(exc)},
-            status=status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
+    storage_response = storage_error_response(exc)
+    if storage_response is not None:
+        return storage_response
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else exc.messages
@@ -121,6 +151,13 @@ permission_denied = _error_view(
 page_not_found = _error_view(
     defaults.page_not_found, 404, "not_found", "No endpoint matches this path."
 )
-server_error = _error_view(
+_unexpected_error = _error_view(
     defaults.server_error, 500, "server_error", "A server error occurred; try again later."
 )
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """The error view of an exception nothing handled: a full disk or failed storage as
+    `storage_error_response` answers it, anything else as a 500."""
+    response = storage_error_response(sys.exception())
+    return _unexpected_error(request) if response is None else response

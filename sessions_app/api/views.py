@@ -40,7 +40,7 @@ def control_schema(verb: str):
     create=extend_schema(
         description=SESSIONS_DESCRIPTION,
         summary="Create a session",
-        responses={201: SessionSerializer, **error_responses(400)},
+        responses={201: SessionSerializer, **error_responses(400, 507)},
     ),
     retrieve=extend_schema(
         description=SESSIONS_DESCRIPTION,

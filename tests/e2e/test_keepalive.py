@@ -29,12 +29,13 @@ def server(tmp_path_factory):
         yield lucid
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def recorder(server) -> ServiceClient:
+    """One login for the module: the login throttle allows ten a minute across workers."""
     return login(server.client())
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def token(recorder) -> str:
     return recorder.token
 

@@ -51,12 +51,12 @@ def environment(root: Path, **variables: str) -> dict[str, str]:
 class LucidServer:
     """gunicorn in a process group of its own on the embedded database, under `root`."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, **variables: str) -> None:
         self.port = free_port()
         self.log_path = root / "server.log"
         self.group: ProcessGroup | None = None
         self.env = environment(
-            root, PORT=str(self.port), GUNICORN_WORKERS="2", XDG_RUNTIME_DIR=str(root)
+            root, PORT=str(self.port), GUNICORN_WORKERS="2", XDG_RUNTIME_DIR=str(root), **variables
         )
 
     def migrate(self) -> None:
@@ -89,9 +89,9 @@ class LucidServer:
 
 
 @contextmanager
-def served(root: Path) -> Iterator[LucidServer]:
+def served(root: Path, **variables: str) -> Iterator[LucidServer]:
     """A migrated, started service under `root`, killed afterwards; its log printed for failures."""
-    lucid = LucidServer(root)
+    lucid = LucidServer(root, **variables)
     lucid.migrate()
     lucid.start()
     yield lucid

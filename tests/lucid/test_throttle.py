@@ -1,0 +1,40 @@
+"""The login throttle counts the attempts of every process: gunicorn's workers share its cache."""
+
+import os
+
+import pytest
+
+from tests.support.processes import manage
+
+pytestmark = pytest.mark.django_db
+
+ADDRESS = "192.0.2.7"
+# REST_FRAMEWORK's DEFAULT_THROTTLE_RATES["auth"]: 10/min.
+ALLOWED = 10
+ATTEMPTS_IN_ANOTHER_PROCESS = f"""
+from django.contrib.auth.models import AnonymousUser
+from django.test import RequestFactory
+from core.api.views import TokenObtainView
+
+view = TokenObtainView()
+request = RequestFactory().post("/api/v1/auth/token", REMOTE_ADDR="{ADDRESS}")
+request.user = AnonymousUser()
+print(sum(view.get_throttles()[0].allow_request(request, view) for _ in range({ALLOWED})))
+"""
+
+
+def test_login_attempts_made_by_another_process_count_here(anonymous_client):
+    other = manage(
+        "shell",
+        "--verbosity=0",
+        "--command",
+        ATTEMPTS_IN_ANOTHER_PROCESS,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "lucid.settings"},
+    )
+    assert other.stdout.strip() == str(ALLOWED), other.stderr
+
+    response = anonymous_client.post(
+        "/api/v1/auth/token", {"username": "a", "password": "b"}, REMOTE_ADDR=ADDRESS
+    )
+
+    assert (response.status_code, response.json()["code"]) == (429, "throttled")
