@@ -33,6 +33,8 @@ class Chunk(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     processing_ms = models.FloatField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # When its task was last handed to the broker; a later `claimed_at` means that task started.
+    queued_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     stored_at = models.DateTimeField(null=True, blank=True)
 

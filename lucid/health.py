@@ -24,15 +24,23 @@ def check_database() -> str:
 
 
 def check_storage() -> str:
+    """`ok`, or which store is (nearly) full, what that does, and what to do about it."""
     minimum = settings.LUCID_HEALTH_MIN_FREE_MB * MIB
-    for store in (get_chunk_store(), get_spool()):
+    stores = (
+        ("chunk store", get_chunk_store(), "received chunks wait until there is room"),
+        ("spool", get_spool(), "uploads are refused"),
+    )
+    full = []
+    for name, store, consequence in stores:
         store.check_writable()
         free = store.free_bytes()
         if free < minimum:
-            return (
-                f"only {free // MIB} MiB free at {store.location} (minimum "
-                f"{settings.LUCID_HEALTH_MIN_FREE_MB} MiB): free space or run cleanup"
+            full.append(
+                f"{name} full: only {free // MIB} MiB free at {store.location} (minimum "
+                f"{settings.LUCID_HEALTH_MIN_FREE_MB} MiB), {consequence}"
             )
+    if full:
+        return "; ".join(full) + ". Free space (delete sessions, run cleanup) or grow the disk."
     return OK
 
 

@@ -1,12 +1,15 @@
-"""Pipelines in the operator console: a read-only list; pause and resume are session actions."""
+"""Pipelines in the operator console: read-only but for one action, retrying failed chunks."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.html import format_html
 
 from core.admin import ReadOnlyAdmin
 from pipeline_app.models import Pipeline
+from pipeline_app.services import pipeline_retry
 
 
 @admin.register(Pipeline)
@@ -30,6 +33,21 @@ class PipelineAdmin(ReadOnlyAdmin):
     ordering = ["-updated_at"]
     fields = list_display
     readonly_fields = fields
+    actions = ["retry_failed"]
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        """Whoever may change pipelines (operators), as pause and resume need."""
+        return request.user.has_perm("pipeline_app.change_pipeline")
+
+    @admin.action(description="Retry the failed chunks", permissions=["retry"])
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[Pipeline]) -> None:
+        for pipeline in queryset.select_related("session"):
+            retried = pipeline_retry(session=pipeline.session)
+            self.message_user(
+                request,
+                f"“{pipeline.session.name}”: {retried} failed chunk(s) queued again.",
+                messages.SUCCESS,
+            )
 
     @admin.display(description="session", ordering="session__name")
     def session_name(self, pipeline: Pipeline) -> str:

@@ -18,5 +18,5 @@ def pipeline_create_with_session(*, instance: Session, created: bool, raw: bool,
 
 
 @receiver(chunks_received, dispatch_uid="pipeline_app.chunks_enqueue")
-def chunks_enqueue_received(*, session: Session, chunk_ids: list[uuid.UUID], **kwargs) -> None:
-    chunks_enqueue(session=session, chunk_ids=chunk_ids)
+def chunks_enqueue_received(*, chunk_ids: list[uuid.UUID], **kwargs) -> None:
+    chunks_enqueue(chunk_ids=chunk_ids)

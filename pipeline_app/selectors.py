@@ -1,9 +1,11 @@
-"""Reads of pipelines: the state and counts of a session's processing."""
+"""Reads of pipelines: the state and counts of a session's processing, the broker's queue."""
 
 from django.db.models import Count, Q, Sum
+from kombu.exceptions import ChannelError
 
 from chunks_app.models import Chunk
 from core.choices import ChunkStatus
+from pipeline_app import tasks
 from pipeline_app.models import Pipeline
 from sessions_app.models import Session
 
@@ -16,3 +18,16 @@ def pipeline_status(*, session: Session) -> dict:
         backlog_bytes=Sum("size", filter=waiting, default=0),
     )
     return {"state": pipeline.state, "last_error": pipeline.last_error, **totals}
+
+
+def chunk_tasks_in_queue() -> int:
+    """Messages waiting in the broker's queue of chunk tasks (none when there is no queue)."""
+    app = tasks.chunk_process_task.app
+    with app.connection_for_read() as connection:
+        try:
+            declared = connection.default_channel.queue_declare(
+                queue=app.conf.task_default_queue, passive=True
+            )
+        except ChannelError:
+            return 0
+    return declared.message_count

@@ -1,10 +1,10 @@
-"""Writes of pipelines: pause and resume, queueing chunks, and processing one chunk."""
+"""Writes of pipelines: pause, resume and retry, queueing chunks, and processing one chunk."""
 
 import hashlib
 import logging
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime
 
 from django.db.models import F, Q
 from django.utils import timezone
@@ -20,11 +20,20 @@ from core.errors import InvalidTransition
 from pipeline_app import tasks
 from pipeline_app.choices import PipelineState
 from pipeline_app.models import Pipeline
+from pipeline_app.selectors import chunk_tasks_in_queue
 from sessions_app import tallies
 from sessions_app.models import Session
 from sessions_app.tallies import tally_apply
 
 logger = logging.getLogger(__name__)
+
+WAITING = (ChunkStatus.RECEIVED, ChunkStatus.PROCESSING)
+RECOVERY_BATCH = 1000
+# Per status a waiting chunk is set aside as: the tally of the move, and how the log says it.
+SET_ASIDE = {
+    ChunkStatus.FAILED: (tallies.chunk_failed, "failed"),
+    ChunkStatus.RECEIVED: (tallies.chunk_waiting_again, "waits for a retry"),
+}
 
 
 class ChunkDamaged(Exception):
@@ -35,13 +44,25 @@ def pipeline_create(*, session: Session) -> Pipeline:
     return Pipeline.objects.create(session=session)
 
 
-def chunks_enqueue(*, session: Session, chunk_ids: list[uuid.UUID]) -> None:
-    """Queue the chunks for processing once the transaction commits, unless paused."""
+def chunks_enqueue(*, chunk_ids: list[uuid.UUID]) -> int:
+    """Queue the chunks of running pipelines once the transaction commits; returns how many."""
     if not chunk_ids:
-        return
-    if Pipeline.objects.filter(session=session, state=PipelineState.PAUSED).exists():
-        return
-    on_commit(lambda: [tasks.chunk_process_task.delay(str(chunk_id)) for chunk_id in chunk_ids])
+        return 0
+    running = Chunk.objects.filter(pk__in=chunk_ids, session__pipeline__state=PipelineState.RUNNING)
+    queued = running.update(queued_at=timezone.now())
+    if queued:
+        on_commit(lambda: _chunks_dispatch(chunk_ids=chunk_ids))
+    return queued
+
+
+def _chunks_dispatch(*, chunk_ids: list[uuid.UUID]) -> None:
+    """Hand each chunk's task to the broker; those it did not take count as not queued."""
+    for index, chunk_id in enumerate(chunk_ids):
+        try:
+            tasks.chunk_process_task.delay(str(chunk_id))
+        except Exception:
+            Chunk.objects.filter(pk__in=chunk_ids[index:]).update(queued_at=None)
+            raise
 
 
 def _pipeline_transition(*, session: Session, source: str, target: str, action: str) -> Pipeline:
@@ -77,26 +98,66 @@ def pipeline_resume(*, session: Session) -> Pipeline:
             action="resume",
         )
         waiting = Chunk.objects.filter(session=session, status=ChunkStatus.RECEIVED)
-        chunks_enqueue(session=session, chunk_ids=list(waiting.values_list("id", flat=True)))
+        chunks_enqueue(chunk_ids=list(waiting.values_list("id", flat=True)))
     return pipeline
 
 
-def pipeline_watchdog(*, stale_after: timedelta, limit: int = 1000) -> int:
-    """Queue again the chunks of running pipelines that waited too long; returns how many.
+def pipeline_retry(*, session: Session) -> int:
+    """Retry the session's `failed` chunks whose spooled bytes are still there; returns how many."""
+    spool = get_spool()
+    failed = Chunk.objects.filter(session=session, status=ChunkStatus.FAILED)
+    retryable = [chunk for chunk in failed.order_by("sequence") if spool.exists(chunk.spool_key)]
+    with atomic():
+        retried = []
+        for chunk in retryable:
+            if Chunk.objects.filter(pk=chunk.pk, status=ChunkStatus.FAILED).update(
+                status=ChunkStatus.RECEIVED, queued_at=None
+            ):
+                tally = tallies.chunk_waiting_again(source=ChunkStatus.FAILED, size=chunk.size)
+                tally_apply(session_id=session.pk, tally=tally)
+                retried.append(chunk.pk)
+        audit_record(
+            action=AuditAction.PIPELINE_STATE_CHANGED,
+            session_id=session.pk,
+            detail={"action": "retry", "chunks": len(retried)},
+        )
+        chunks_enqueue(chunk_ids=retried)
+    return len(retried)
 
-    A chunk `received` long ago lost its task (a broker outage); one `processing` long ago lost
-    its worker (killed mid-task). Processing twice is harmless, losing a chunk is not.
+
+def pipeline_watchdog(*, older_than: datetime, limit: int = 1000) -> int:
+    """Queue again the waiting chunks of running pipelines no task will take; returns how many.
+
+    A chunk not queued since its last claim waits for a task once that claim is older than
+    `older_than` (its worker died, or a transient failure put it back) or when it was never
+    claimed (its dispatch failed). A chunk queued before `older_than` lost its message if the
+    broker's queue holds none. A chunk whose task is still queued is left alone: processing
+    twice is harmless, but a flood of duplicate tasks is not.
     """
-    cutoff = timezone.now() - stale_after
-    stuck = Chunk.objects.filter(session__pipeline__state=PipelineState.RUNNING).filter(
-        Q(status=ChunkStatus.RECEIVED, created_at__lt=cutoff)
-        | Q(status=ChunkStatus.PROCESSING, claimed_at__lt=cutoff)
+    waiting = Chunk.objects.filter(
+        session__pipeline__state=PipelineState.RUNNING, status__in=WAITING
+    ).order_by("created_at")
+    not_queued = Q(queued_at__isnull=True) | Q(queued_at__lt=F("claimed_at"))
+    claim_over = Q(claimed_at__isnull=True) | Q(claimed_at__lt=older_than)
+    chunk_ids = list(waiting.filter(not_queued, claim_over).values_list("id", flat=True)[:limit])
+    queued_long_ago = waiting.filter(queued_at__lt=older_than).filter(
+        Q(claimed_at__isnull=True) | Q(queued_at__gte=F("claimed_at"))
     )
-    chunk_ids = list(stuck.order_by("created_at").values_list("id", flat=True)[:limit])
+    if len(chunk_ids) < limit and queued_long_ago.exists() and not chunk_tasks_in_queue():
+        lost = queued_long_ago.values_list("id", flat=True)[: limit - len(chunk_ids)]
+        chunk_ids.extend(lost)
     if chunk_ids:
-        logger.warning("watchdog: queueing %d stuck chunks again", len(chunk_ids))
-        on_commit(lambda: [tasks.chunk_process_task.delay(str(pk)) for pk in chunk_ids])
-    return len(chunk_ids)
+        logger.warning("watchdog: queueing %d waiting chunks again", len(chunk_ids))
+    return chunks_enqueue(chunk_ids=chunk_ids)
+
+
+def pipeline_recover(*, before: datetime) -> int:
+    """Queue again every waiting chunk no task has taken since `before`; returns how many."""
+    recovered = batch = pipeline_watchdog(older_than=before, limit=RECOVERY_BATCH)
+    while batch == RECOVERY_BATCH:
+        batch = pipeline_watchdog(older_than=before, limit=RECOVERY_BATCH)
+        recovered += batch
+    return recovered
 
 
 def _claim(*, chunk_id: uuid.UUID) -> Chunk | None:
@@ -204,22 +265,34 @@ def chunk_process(*, chunk_id: uuid.UUID) -> str:
 
 def chunk_mark_failed(*, chunk_id: uuid.UUID, error: str) -> None:
     """Record that processing gave up on the chunk; its spooled bytes stay for a retry."""
+    _chunk_set_aside(chunk_id=chunk_id, error=error, status=ChunkStatus.FAILED)
+
+
+def chunk_postpone(*, chunk_id: uuid.UUID, error: str) -> None:
+    """Put the chunk back to wait as `received` after a transient failure, for the watchdog."""
+    _chunk_set_aside(chunk_id=chunk_id, error=error, status=ChunkStatus.RECEIVED)
+
+
+def _chunk_set_aside(*, chunk_id: uuid.UUID, error: str, status: str) -> None:
+    """Move a waiting chunk to `status`, not queued, with `error` on it and its pipeline."""
+    tally_of, outcome = SET_ASIDE[status]
     with atomic():
-        for source in (ChunkStatus.PROCESSING, ChunkStatus.RECEIVED):
-            chunk = Chunk.objects.filter(pk=chunk_id, status=source).first()
-            if chunk and Chunk.objects.filter(pk=chunk_id, status=source).update(
-                status=ChunkStatus.FAILED, error=error
-            ):
-                tally = tallies.chunk_failed(source=source, size=chunk.size)
-                tally_apply(session_id=chunk.session_id, tally=tally)
-                Pipeline.objects.filter(session_id=chunk.session_id).update(
-                    last_error=f"chunk {chunk.sequence}: {error}", updated_at=timezone.now()
-                )
-                logger.warning(
-                    "chunk %s#%s failed: %s",
-                    chunk.session_id,
-                    chunk.sequence,
-                    error,
-                    extra={"session_id": str(chunk.session_id), "sequence": chunk.sequence},
-                )
-                return
+        chunk = Chunk.objects.filter(pk=chunk_id, status__in=WAITING).first()
+        if chunk is None or not Chunk.objects.filter(pk=chunk_id, status=chunk.status).update(
+            status=status, error=error, queued_at=None
+        ):
+            return
+        tally_apply(
+            session_id=chunk.session_id, tally=tally_of(source=chunk.status, size=chunk.size)
+        )
+        Pipeline.objects.filter(session_id=chunk.session_id).update(
+            last_error=f"chunk {chunk.sequence}: {error}", updated_at=timezone.now()
+        )
+    logger.warning(
+        "chunk %s#%s %s: %s",
+        chunk.session_id,
+        chunk.sequence,
+        outcome,
+        error,
+        extra={"session_id": str(chunk.session_id), "sequence": chunk.sequence},
+    )

@@ -6,16 +6,19 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
+from django.utils import timezone
 
 from chunks_app.codecs import CodecError
 from chunks_app.storage import ChunkStoreError
+from core.errors import is_storage_full
 
 TRANSIENT_ERRORS = (ChunkStoreError, DatabaseError, OSError)
 
 
 @shared_task(bind=True, max_retries=None)
 def chunk_process_task(self, chunk_id: str) -> str:
-    """Process one chunk; transient errors are retried, then the chunk is marked `failed`."""
+    """Process one chunk; transient errors are retried, then (a full disk at once) the chunk
+    waits for the watchdog."""
     from pipeline_app import services
 
     try:
@@ -24,17 +27,18 @@ def chunk_process_task(self, chunk_id: str) -> str:
         services.chunk_mark_failed(chunk_id=uuid.UUID(chunk_id), error=str(error))
         return "failed"
     except TRANSIENT_ERRORS as error:
-        if self.request.retries >= settings.LUCID_TASK_MAX_RETRIES:
-            services.chunk_mark_failed(chunk_id=uuid.UUID(chunk_id), error=str(error))
-            return "failed"
+        # A full disk stays full for longer than the retries last: wait for the watchdog at once.
+        if is_storage_full(error) or self.request.retries >= settings.LUCID_TASK_MAX_RETRIES:
+            services.chunk_postpone(chunk_id=uuid.UUID(chunk_id), error=str(error))
+            return "postponed"
         delay = settings.LUCID_TASK_RETRY_DELAY_SECONDS * 2**self.request.retries
         raise self.retry(exc=error, countdown=delay) from error
 
 
 @shared_task
 def pipeline_watchdog_task() -> int:
-    """Queue again chunks stuck in `received` or `processing` (a lost task, a killed worker)."""
+    """Queue again waiting chunks no task will take (a lost message, a dead worker, a put-back)."""
     from pipeline_app import services
 
     stale_after = timedelta(seconds=settings.LUCID_WATCHDOG_STALE_SECONDS)
-    return services.pipeline_watchdog(stale_after=stale_after)
+    return services.pipeline_watchdog(older_than=timezone.now() - stale_after)

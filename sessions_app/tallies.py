@@ -96,6 +96,17 @@ def chunk_failed(*, source: str, size: int) -> Tally:
     return _chunk_moved(source=source, target=ChunkStatus.FAILED, size=size)
 
 
+def chunk_waiting_again(*, source: str, size: int) -> Tally:
+    """A chunk waits as `received` again: put back after a transient failure, or retried."""
+    if source == ChunkStatus.RECEIVED:
+        return Tally()
+    backlog = 0 if source == ChunkStatus.PROCESSING else size
+    return Tally(
+        session={f"chunks_{source}": -1, "chunks_received": 1, "backlog_bytes": backlog},
+        system={f"chunks.{source}": -1, "chunks.received": 1, "chunks.backlog_bytes": backlog},
+    )
+
+
 def chunk_damaged(*, source: str, size: int) -> Tally:
     """A chunk becomes `damaged`; DAMAGED_TOTAL, which never goes down, counts it too."""
     tally = _chunk_moved(source=source, target=ChunkStatus.DAMAGED, size=size)

@@ -10,4 +10,5 @@ urlpatterns = [
     re_path(rf"{PIPELINE}/?$", views.PipelineView.as_view(), name="pipeline"),
     re_path(rf"{PIPELINE}/pause/?$", views.PipelinePauseView.as_view(), name="pipeline-pause"),
     re_path(rf"{PIPELINE}/resume/?$", views.PipelineResumeView.as_view(), name="pipeline-resume"),
+    re_path(rf"{PIPELINE}/retry/?$", views.PipelineRetryView.as_view(), name="pipeline-retry"),
 ]

@@ -36,13 +36,20 @@ def test_unwritable_chunk_store_turns_503_and_back(anonymous_client, storage_pat
     assert healed.status_code == 200
 
 
-def test_low_free_space_turns_503(anonymous_client, settings):
+def test_low_free_space_turns_503_and_says_which_store_is_full_and_what_to_do(
+    anonymous_client, settings, storage_paths
+):
     settings.LUCID_HEALTH_MIN_FREE_MB = 10**12
 
     response = anonymous_client.get("/health")
 
     assert response.status_code == 503
-    assert "free" in response.json()["checks"]["storage"]
+    storage = response.json()["checks"]["storage"]
+    assert storage.startswith("chunk store full: only ")
+    assert str(storage_paths.LUCID_CHUNK_STORE_PATH) in storage
+    assert "received chunks wait until there is room" in storage
+    assert "spool full: only " in storage
+    assert storage.endswith("Free space (delete sessions, run cleanup) or grow the disk.")
 
 
 def test_unreachable_broker_turns_503(anonymous_client, settings):

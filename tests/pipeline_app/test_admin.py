@@ -1,4 +1,4 @@
-"""The pipelines admin: a read-only list of each session's processing, for every viewing role."""
+"""The pipelines admin: each session's processing, read-only, and retrying failed chunks."""
 
 import pytest
 
@@ -34,7 +34,18 @@ def test_the_list_shows_each_pipeline_with_its_session_and_counts(clients, role,
     body = response.content.decode()
     for text in ["flowing", "held back", "Running", "Paused", "30.0\xa0KB"]:
         assert text in body
-    assert "action-checkbox" not in body
+
+
+@pytest.mark.parametrize(
+    ("role", "offered"), [("superuser", True), ("operator", True), ("auditor", False)]
+)
+def test_retrying_failed_chunks_is_the_only_action_offered_to_those_who_may(
+    clients, role, offered, pipelines
+):
+    body = clients[role].get(CHANGELIST).content.decode()
+
+    assert ("Retry the failed chunks" in body) is offered
+    assert "Delete selected" not in body
 
 
 def test_the_list_filters_by_state(clients, pipelines):

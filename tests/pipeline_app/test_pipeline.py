@@ -1,10 +1,12 @@
 """The pipeline: pause and resume, idempotent processing, failures, deletion of files."""
 
+import time
+
 import pytest
 
 from chunks_app.models import Chunk
 from pipeline_app import services
-from pipeline_app.tasks import chunk_process_task
+from pipeline_app.tasks import chunk_process_task, pipeline_watchdog_task
 from sessions_app import tallies
 from sessions_app.models import Session
 from sessions_app.tallies import tally_apply
@@ -26,6 +28,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _pipeline(client, session, action: str = ""):
     url = f"/api/v1/sessions/{session.id}/pipeline" + (f"/{action}" if action else "")
     return client.post(url) if action else client.get(url)
+
+
+def _wait_until_put_back(session, *, attempts: int, timeout: float = 30) -> Chunk:
+    """The session's only chunk once its retries are spent and it waits as `received` again."""
+    deadline = time.monotonic() + timeout
+    while (chunk := Chunk.objects.get(session=session)).attempts < attempts or not chunk.error:
+        assert time.monotonic() < deadline, (chunk.status, chunk.attempts, chunk.error)
+        time.sleep(0.05)
+    assert (chunk.status, chunk.attempts) == ("received", attempts)
+    return chunk
 
 
 def _files(root) -> list[str]:
@@ -124,7 +136,7 @@ def test_a_chunk_stuck_in_processing_is_finished_by_a_second_run(api_client, rec
     assert body_of(download(api_client, recording, 0)) == body
 
 
-def test_storage_failure_marks_the_chunk_failed_after_retries(
+def test_a_storage_failure_leaves_the_chunk_waiting_until_the_store_is_back(
     api_client, recording, settings, tmp_path
 ):
     blocked = tmp_path / "not-a-directory"
@@ -134,16 +146,28 @@ def test_storage_failure_marks_the_chunk_failed_after_retries(
 
     put_chunk(api_client, recording, 0, body)
 
-    (chunk,) = wait_until_settled(recording)
-    assert chunk.status == "failed"
-    assert chunk.attempts == settings.LUCID_TASK_MAX_RETRIES + 1
+    chunk = _wait_until_put_back(recording, attempts=settings.LUCID_TASK_MAX_RETRIES + 1)
     assert "not-a-directory" in chunk.error
     status = _pipeline(api_client, recording).json()
-    assert status["failed"] == 1
+    assert (status["received"], status["failed"], status["backlog_bytes"]) == (1, 0, 3000)
     assert status["last_error"].startswith("chunk 0:")
     detail = api_client.get(f"/api/v1/sessions/{recording.id}/chunks/0").json()
-    assert detail["status"] == "failed" and detail["error"]
+    assert detail["status"] == "received" and "not-a-directory" in detail["error"]
     assert body_of(download(api_client, recording, 0)) == body
+
+    blocked.unlink()
+    settings.LUCID_WATCHDOG_STALE_SECONDS = 0
+    assert pipeline_watchdog_task.apply().result == 1
+
+    (chunk,) = wait_until_settled(recording)
+    assert (chunk.status, chunk.error) == ("stored", "")
+    assert body_of(download(api_client, recording, 0)) == body
+    recording.refresh_from_db()
+    assert (recording.chunks_received, recording.chunks_stored, recording.backlog_bytes) == (
+        0,
+        1,
+        0,
+    )
 
 
 def test_damaged_spool_marks_the_chunk_failed_at_once(api_client, recording, storage_paths):

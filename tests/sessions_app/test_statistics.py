@@ -63,7 +63,7 @@ def _system(client) -> dict:
 
 
 @pytest.fixture
-def mixed_history(api_client, user, settings, tmp_path):
+def mixed_history(api_client, user, settings):
     """Uploads, a stream, a paused pipeline, a failure, a deleted session, state changes."""
     uploaded = SessionFactory(owner=user, status="recording", chunk_size=CHUNK_SIZE)
     for sequence in range(3):
@@ -79,13 +79,12 @@ def mixed_history(api_client, user, settings, tmp_path):
     wait_until_settled(doomed)
     api_client.delete(f"/api/v1/sessions/{doomed.id}")
     failing = SessionFactory(owner=user, status="recording", chunk_size=CHUNK_SIZE)
-    blocked = tmp_path / "blocked"
-    blocked.write_bytes(b"")
-    store_options = settings.LUCID_CHUNK_STORE_OPTIONS
-    settings.LUCID_CHUNK_STORE_OPTIONS = {"root": str(blocked)}
+    api_client.post(f"/api/v1/sessions/{failing.id}/pipeline/pause")
     put_chunk(api_client, failing, 0, screen_like(3000))
+    spooled = settings.LUCID_STORAGE_PATH / "spool" / Chunk.objects.get(session=failing).spool_key
+    spooled.write_bytes(b"cut short")
+    api_client.post(f"/api/v1/sessions/{failing.id}/pipeline/resume")
     wait_until_settled(failing)
-    settings.LUCID_CHUNK_STORE_OPTIONS = store_options
     api_client.post(f"/api/v1/sessions/{failing.id}/pause")
     SessionFactory(owner=user)
     for session in (uploaded, streamed):

@@ -270,17 +270,14 @@ def test_a_received_chunk_whose_spool_file_is_gone_is_marked_failed(
     statistics_equal_a_recount(api_client)
 
 
-def test_a_failed_chunk_whose_file_is_gone_is_reported_once(
-    api_client, user, settings, tmp_path, no_grace
-):
+def test_a_failed_chunk_whose_file_is_gone_is_reported_once(api_client, user, no_grace):
     session = SessionFactory(owner=user, status="recording", chunk_size=CHUNK_SIZE)
-    blocked = tmp_path / "blocked"
-    blocked.write_bytes(b"")
-    store_options = settings.LUCID_CHUNK_STORE_OPTIONS
-    settings.LUCID_CHUNK_STORE_OPTIONS = {"root": str(blocked)}
+    api_client.post(f"/api/v1/sessions/{session.id}/pipeline/pause")
     put_chunk(api_client, session, 0, screen_like(3000))
+    get_spool().put(Chunk.objects.get(session=session).spool_key, [b"cut short"])
+    api_client.post(f"/api/v1/sessions/{session.id}/pipeline/resume")
     (chunk,) = wait_until_settled(session)
-    settings.LUCID_CHUNK_STORE_OPTIONS = store_options
+    assert chunk.status == "failed"
     earlier = chunk.error
     get_spool().delete(chunk.spool_key)
 
