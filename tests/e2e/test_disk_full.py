@@ -11,8 +11,6 @@ import errno
 import http.client
 import json
 import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
@@ -23,6 +21,7 @@ import pytest
 
 from core.sizes import MIB
 from tests.support.client import API, PASSWORD, USERNAME, content_digest, login
+from tests.support.disks import small_filesystem
 from tests.support.ports import HOST
 from tests.support.server import LucidServer, served
 
@@ -38,19 +37,8 @@ ROOM_FOR_THE_DATABASE = 256 * 1024
 @pytest.fixture
 def small_disk(tmp_path) -> Iterator[Path]:
     """A 16 MiB tmpfs of this test's own, unmounted afterwards."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if shutil.which("mount") is None:
-        pytest.skip("needs the mount command to make a small filesystem")
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE}", "tmpfs", str(disk)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {mounted.stderr.strip()}")
-    yield disk
-    subprocess.run(["umount", str(disk)], check=True)
+    with small_filesystem(tmp_path / "disk", size=DISK_SIZE) as disk:
+        yield disk
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from tests.support.client import (
     session_start,
     wait_until_stored,
 )
+from tests.support.disks import small_filesystem
 from tests.support.ports import HOST
 from tests.support.server import LucidServer, served
 
@@ -107,17 +107,8 @@ def _append_until_killed(client: ServiceClient, session_id: str, recording: byte
 @pytest.fixture
 def small_store(tmp_path) -> Iterator[Path]:
     """A chunk store on a tmpfs of STORE_SIZE of this test's own, unmounted afterwards."""
-    store = tmp_path / "small-store"
-    store.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={STORE_SIZE}", "tmpfs", str(store)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {mounted.stderr.strip()}")
-    yield store
-    subprocess.run(["umount", str(store)], check=True)
+    with small_filesystem(tmp_path / "small-store", size=STORE_SIZE) as store:
+        yield store
 
 
 @pytest.fixture
