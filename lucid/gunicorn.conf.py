@@ -4,17 +4,25 @@ import gc
 import os
 import shutil
 import tempfile
+import time
 
 recorder = os.environ.get("LUCID_ROLE") == "recorder"
+# When the master read this file; on the embedded default, work begun before died with a prior run.
+service_started = time.time()
 
 bind = f"{os.environ.get('LUCID_BIND', '127.0.0.1')}:{os.environ.get('PORT', '8080')}"
 # Processes for CPU (hashing, compression when tasks run in-process), threads to overlap the
-# fsyncs and network waits of uploads; recorders hold many slow uploads open at once.
+# fsyncs and network waits of uploads; recorders hold many slow uploads open at once. 8 threads
+# of a worker run requests; the others wait on slow clients, without a database connection
+# (lucid/worker.py), so there are many.
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "16" if recorder else "4"))
-worker_class = "gthread"
-# A 64 MiB chunk from a slow recorder link (1 Mbit/s: ~9 minutes) must not be cut off mid-body.
+threads = int(os.environ.get("GUNICORN_THREADS", "64" if recorder else "32"))
+worker_class = "lucid.worker.Worker"
+# Also how long a client may send or read nothing before it is cut off (lucid/worker.py). A 64 MiB
+# chunk from a slow recorder link (1 Mbit/s: ~9 minutes) must not be cut off mid-body.
 timeout = 600 if recorder else 120
+# Files go out through the worker's client sockets too, which cut off a client gone silent.
+sendfile = False
 # On SIGTERM, uploads in flight get this long to finish before workers are stopped.
 graceful_timeout = 60 if recorder else 30
 # Request bodies are streamed by our views, never buffered by gunicorn, so there is no body
@@ -57,11 +65,15 @@ def post_worker_init(worker) -> None:
     """Let the app close connections; move what it loaded out of the garbage collector's sight.
 
     Full collections over the whole loaded code otherwise stall every thread of the worker for
-    50-100 ms now and then: the tail latency of the API.
+    50-100 ms now and then: the tail latency of the API. On the embedded default, one worker
+    also runs the periodic tasks (lucid/embedded.py).
     """
+    from lucid.embedded import scheduler_start
+
     worker.wsgi = _closing_when_asked(worker.wsgi)
     gc.collect()
     gc.freeze()
+    scheduler_start(service_started=service_started)
 
 
 def child_exit(server, worker) -> None:
