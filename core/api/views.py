@@ -4,12 +4,12 @@ from drf_spectacular.utils import extend_schema, extend_schema_view, inline_seri
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenObtainPairView
 
 from core.api.schema import error_responses
 from core.api.serializers import AuditEntrySerializer
+from core.api.throttling import SharedScopedRateThrottle
 from core.filtersets import AuditEntryFilterSet
 from core.models import AuditEntry
 
@@ -17,7 +17,7 @@ from core.models import AuditEntry
 class TokenObtainView(TokenObtainPairView):
     """A JWT pair for a username and password; limited per client address against guessing."""
 
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [SharedScopedRateThrottle]
     throttle_scope = "auth"
 
 
