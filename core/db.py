@@ -1,9 +1,13 @@
 """The one way our code opens transactions and defers work to commit, whatever the database."""
 
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
-from django.db import OperationalError, transaction
+from django.db import OperationalError, connection, transaction
+
+from core.sizes import MIB
 
 T = TypeVar("T")
 
@@ -22,6 +26,10 @@ def on_commit(callback: Callable[[], None]) -> None:
 
 
 RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
+# PostgreSQL's disk_full: "could not extend file", "could not write to file".
+POSTGRESQL_DISK_FULL = "53100"
+# SQLite reports some writes to a full disk as I/O errors: those are full when less is free.
+SQLITE_FULL_BELOW_BYTES = MIB
 
 
 def atomic_retried(work: Callable[[], T], *, attempts: int = 3) -> T:
@@ -39,3 +47,19 @@ def atomic_retried(work: Callable[[], T], *, attempts: int = 3) -> T:
                 raise
     with atomic():
         return work()
+
+
+def is_database_full(error: BaseException) -> bool:
+    """Whether `error`, a database driver's error, says the database's disk is full."""
+    if getattr(error, "sqlstate", None) == POSTGRESQL_DISK_FULL:
+        return True
+    name = getattr(error, "sqlite_errorname", "")
+    if name == "SQLITE_FULL":
+        return True
+    if not name.startswith("SQLITE_IOERR"):
+        return False
+    try:
+        free = shutil.disk_usage(Path(connection.settings_dict["NAME"]).parent).free
+    except OSError:
+        return False
+    return free < SQLITE_FULL_BELOW_BYTES

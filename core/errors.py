@@ -1,19 +1,11 @@
 """The application's error family: services raise these, the API maps them to HTTP."""
 
 import errno
-import shutil
-from pathlib import Path
 from typing import Any
 
-from django.db import connection
-
-from core.sizes import MIB
+from core.db import is_database_full
 
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
-# PostgreSQL's disk_full: "could not extend file", "could not write to file".
-POSTGRESQL_DISK_FULL = "53100"
-# SQLite reports some writes to a full disk as I/O errors: those are full when less is free.
-SQLITE_FULL_BELOW_BYTES = MIB
 
 
 class ApplicationError(Exception):
@@ -84,22 +76,8 @@ def is_storage_full(error: BaseException | None) -> bool:
         if (
             isinstance(error, StorageFull)
             or (isinstance(error, OSError) and error.errno in FULL_ERRNOS)
-            or getattr(error, "sqlstate", None) == POSTGRESQL_DISK_FULL
-            or _is_sqlite_full(error)
+            or is_database_full(error)
         ):
             return True
         error = error.__cause__
     return False
-
-
-def _is_sqlite_full(error: BaseException) -> bool:
-    name = getattr(error, "sqlite_errorname", "")
-    if name == "SQLITE_FULL":
-        return True
-    if not name.startswith("SQLITE_IOERR"):
-        return False
-    try:
-        free = shutil.disk_usage(Path(connection.settings_dict["NAME"]).parent).free
-    except OSError:
-        return False
-    return free < SQLITE_FULL_BELOW_BYTES

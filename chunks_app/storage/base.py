@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from core.errors import StorageUnavailable
+from core.errors import StorageFull, StorageUnavailable
 
 KEY_MAX_LENGTH = 200
 COPY_PIECE = 1024 * 1024
@@ -26,6 +26,10 @@ class ChunkStoreError(StorageUnavailable):
 
 class ChunkNotFoundError(ChunkStoreError):
     pass
+
+
+class ChunkStoreFull(ChunkStoreError, StorageFull):
+    """The store has no space or quota left: every backend raises this for a full store."""
 
 
 class InvalidKeyError(ChunkStoreError):

@@ -22,13 +22,14 @@ from chunks_app.storage.base import (
     ChunkNotFoundError,
     ChunkStore,
     ChunkStoreError,
+    ChunkStoreFull,
     InvalidKeyError,
     is_valid_key,
     validate_key,
     validate_prefix,
 )
 from core.durable import fsync_directory
-from core.errors import FULL_ERRNOS, StorageFull
+from core.errors import FULL_ERRNOS
 
 _NO_SUCH_FILE = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 _FORBIDDEN = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
@@ -37,10 +38,6 @@ _FORBIDDEN = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 _NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK})
 # How many times a directory being removed is walked while writers still add files to it.
 REMOVAL_PASSES = 3
-
-
-class ChunkStoreFull(ChunkStoreError, StorageFull):
-    """The filesystem holding the store has no space or quota left."""
 
 
 def _remove_tree(directory: Path) -> bool:

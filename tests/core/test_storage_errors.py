@@ -18,7 +18,7 @@ from django.urls import path
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from core import errors
+from core import db
 from core.errors import StorageFull, StorageUnavailable, is_storage_full
 from lucid import urls as service_urls
 
@@ -120,7 +120,7 @@ def test_other_failures_are_not_storage_full(error):
 
 
 def test_a_sqlite_io_error_is_storage_full_when_its_disk_has_no_space_left(monkeypatch):
-    monkeypatch.setattr(errors.shutil, "disk_usage", lambda path: SimpleNamespace(free=4096))
+    monkeypatch.setattr(db.shutil, "disk_usage", lambda path: SimpleNamespace(free=4096))
 
     assert is_storage_full(sqlite_disk_io_error())
 
