@@ -18,6 +18,20 @@ class Counter(models.Model):
         return f"{self.key} = {self.value}"
 
 
+class CounterDelta(models.Model):
+    """Changes to running totals from one event, not yet added to the counters (MongoDB only).
+
+    MongoDB aborts one of two transactions that change the same document: events add these
+    instead, each its own document, and a fold adds them to the counters in the background.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    deltas = models.JSONField()
+
+    def __str__(self) -> str:
+        return ", ".join(f"{key} {delta:+d}" for key, delta in self.deltas.items())
+
+
 class AuditEntry(models.Model):
     """Who did what to which recording, when and from where; never changed, never deleted.
 
