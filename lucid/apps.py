@@ -1,6 +1,8 @@
-"""The project package as an app: the `serve` command and the Celery roles' health server."""
+"""The project package as an app: the `serve` command, the Celery roles' health server, and
+the MongoDB series."""
 
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class ProjectConfig(AppConfig):
@@ -15,3 +17,7 @@ class ProjectConfig(AppConfig):
 
         worker_ready.connect(role_http_serve, weak=False)
         beat_init.connect(role_http_serve, weak=False)
+        if settings.MONGO_URL:
+            from lucid.mongodb_metrics import mongodb_metrics_register
+
+            mongodb_metrics_register()

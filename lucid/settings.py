@@ -188,13 +188,39 @@ else:
         }
     }
 
+# MONGO_URL (mongodb://host:port/name, a replica set) puts all metadata in MongoDB instead,
+# through django-mongodb-backend: the contrib apps get ObjectId keys and migrations of their own.
+MONGODB_AUTO_FIELD = "django_mongodb_backend.fields.ObjectIdAutoField"
+MONGODB_APP_CONFIGS = {
+    "django.contrib.admin": "lucid.mongodb_apps.AdminConfig",
+    "django.contrib.auth": "lucid.mongodb_apps.AuthConfig",
+    "django.contrib.contenttypes": "lucid.mongodb_apps.ContentTypesConfig",
+    "django_celery_beat": "lucid.mongodb_apps.BeatConfig",
+}
+MONGODB_MIGRATION_MODULES = {
+    app.rpartition(".")[2]: f"lucid.mongodb_migrations.{app.rpartition('.')[2]}"
+    for app in MONGODB_APP_CONFIGS
+}
+if MONGO_URL:
+    _mongodb_name = MONGO_URL.partition("//")[2].partition("/")[2].partition("?")[0] or "lucid"
+    DATABASES = {
+        "default": {
+            "ENGINE": "django_mongodb_backend",
+            "HOST": MONGO_URL,
+            "NAME": _mongodb_name,
+            "TEST": {"NAME": f"test_{_mongodb_name}_{os.getpid()}"},
+        }
+    }
+    INSTALLED_APPS = [MONGODB_APP_CONFIGS.get(app, app) for app in INSTALLED_APPS]
+    MIGRATION_MODULES = MONGODB_MIGRATION_MODULES
+
 # django-prometheus' wrappers of the same engines count queries and errors.
 for _database in DATABASES.values():
     _database["ENGINE"] = _database["ENGINE"].replace(
         "django.db.backends.", "django_prometheus.db.backends.", 1
     )
 
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+DEFAULT_AUTO_FIELD = MONGODB_AUTO_FIELD if MONGO_URL else "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
