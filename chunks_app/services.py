@@ -20,7 +20,7 @@ from chunks_app.spool import Segment, SessionStream, get_spool, upload_spool_key
 from chunks_app.storage import get_chunk_store
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus
-from core.db import atomic, atomic_retried, on_commit
+from core.db import atomic_retried, on_commit
 from core.errors import (
     ApplicationError,
     Conflict,
@@ -269,7 +269,8 @@ def session_stop(*, session: Session) -> Session:
     stream = SessionStream(session_id=session.pk, chunk_size=session.chunk_size)
     with _lost_to_deletion(session), stream.locked():
         session.refresh_from_db()
-        with atomic():
+
+        def stop() -> None:
             session_services.session_transition(session=session, action="stop")
             if session.ingest_mode == IngestMode.STREAM:
                 session_stream_seal(session=session)
@@ -279,6 +280,8 @@ def session_stop(*, session: Session) -> Session:
             Session.objects.filter(pk=session.pk).update(
                 merkle_root=session.merkle_root, complete=session.complete
             )
+
+        atomic_retried(stop)
     session.refresh_from_db()
     return session
 
@@ -313,7 +316,8 @@ def session_files_delete_on_commit(*, session_id: uuid.UUID) -> None:
 
 def chunk_mark_damaged(*, chunk_id: uuid.UUID, reason: str) -> Chunk | None:
     """Mark the chunk `damaged` for `reason`, counted and audited; None if gone or already so."""
-    with atomic():
+
+    def mark() -> Chunk | None:
         chunk = Chunk.objects.select_for_update().filter(pk=chunk_id).first()
         if chunk is None or chunk.status == ChunkStatus.DAMAGED:
             return None
@@ -328,6 +332,11 @@ def chunk_mark_damaged(*, chunk_id: uuid.UUID, reason: str) -> Chunk | None:
             sequence=chunk.sequence,
             detail={"reason": reason, "status": source},
         )
+        return chunk
+
+    chunk = atomic_retried(mark)
+    if chunk is None:
+        return None
     logger.error(
         "chunk %s#%s damaged: %s",
         chunk.session_id,

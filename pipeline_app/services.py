@@ -15,7 +15,7 @@ from chunks_app.spool import get_spool
 from chunks_app.storage import ChunkNotFoundError, get_chunk_store
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus, CompressionAlgorithm
-from core.db import atomic, on_commit
+from core.db import atomic_retried, on_commit
 from core.errors import InvalidTransition
 from pipeline_app import tasks
 from pipeline_app.choices import PipelineState
@@ -48,8 +48,12 @@ def chunks_enqueue(*, chunk_ids: list[uuid.UUID]) -> int:
     """Queue the chunks of running pipelines once the transaction commits; returns how many."""
     if not chunk_ids:
         return 0
-    running = Chunk.objects.filter(pk__in=chunk_ids, session__pipeline__state=PipelineState.RUNNING)
-    queued = running.update(queued_at=timezone.now())
+    chunks = Chunk.objects.filter(pk__in=chunk_ids)
+    sessions = set(chunks.values_list("session_id", flat=True))
+    running = Pipeline.objects.filter(session_id__in=sessions, state=PipelineState.RUNNING)
+    queued = chunks.filter(
+        session_id__in=list(running.values_list("session_id", flat=True))
+    ).update(queued_at=timezone.now())
     if queued:
         on_commit(lambda: _chunks_dispatch(chunk_ids=chunk_ids))
     return queued
@@ -66,7 +70,7 @@ def _chunks_dispatch(*, chunk_ids: list[uuid.UUID]) -> None:
 
 
 def _pipeline_transition(*, session: Session, source: str, target: str, action: str) -> Pipeline:
-    with atomic():
+    def transition() -> Pipeline:
         moved = Pipeline.objects.filter(session=session, state=source).update(
             state=target, updated_at=timezone.now()
         )
@@ -78,7 +82,9 @@ def _pipeline_transition(*, session: Session, source: str, target: str, action: 
             session_id=session.pk,
             detail={"action": action, "from": source, "to": target},
         )
-    return pipeline
+        return pipeline
+
+    return atomic_retried(transition)
 
 
 def pipeline_pause(*, session: Session) -> Pipeline:
@@ -90,7 +96,8 @@ def pipeline_pause(*, session: Session) -> Pipeline:
 
 def pipeline_resume(*, session: Session) -> Pipeline:
     """Process again, starting with every chunk that waited."""
-    with atomic():
+
+    def resume() -> Pipeline:
         pipeline = _pipeline_transition(
             session=session,
             source=PipelineState.PAUSED,
@@ -99,7 +106,9 @@ def pipeline_resume(*, session: Session) -> Pipeline:
         )
         waiting = Chunk.objects.filter(session=session, status=ChunkStatus.RECEIVED)
         chunks_enqueue(chunk_ids=list(waiting.values_list("id", flat=True)))
-    return pipeline
+        return pipeline
+
+    return atomic_retried(resume)
 
 
 def pipeline_retry(*, session: Session) -> int:
@@ -107,7 +116,8 @@ def pipeline_retry(*, session: Session) -> int:
     spool = get_spool()
     failed = Chunk.objects.filter(session=session, status=ChunkStatus.FAILED)
     retryable = [chunk for chunk in failed.order_by("sequence") if spool.exists(chunk.spool_key)]
-    with atomic():
+
+    def retry() -> int:
         retried = []
         for chunk in retryable:
             if Chunk.objects.filter(pk=chunk.pk, status=ChunkStatus.FAILED).update(
@@ -122,7 +132,9 @@ def pipeline_retry(*, session: Session) -> int:
             detail={"action": "retry", "chunks": len(retried)},
         )
         chunks_enqueue(chunk_ids=retried)
-    return len(retried)
+        return len(retried)
+
+    return atomic_retried(retry)
 
 
 def pipeline_watchdog(*, older_than: datetime, limit: int = 1000) -> int:
@@ -165,21 +177,29 @@ def _claim(*, chunk_id: uuid.UUID) -> Chunk | None:
 
     A chunk already `processing` (its worker died, or the task came twice) is taken again.
     """
-    runnable = Chunk.objects.filter(pk=chunk_id, session__pipeline__state=PipelineState.RUNNING)
-    chunk = runnable.filter(status__in=[ChunkStatus.RECEIVED, ChunkStatus.PROCESSING]).first()
+    chunk = Chunk.objects.filter(pk=chunk_id, status__in=WAITING).first()
     if chunk is None:
         return None
     now = timezone.now()
-    with atomic():
-        claimed = runnable.filter(status=ChunkStatus.RECEIVED).update(
+    row = Chunk.objects.filter(pk=chunk_id)
+    running = Pipeline.objects.filter(session_id=chunk.session_id, state=PipelineState.RUNNING)
+
+    def claim() -> bool:
+        if not running.exists():
+            return False
+        if row.filter(status=ChunkStatus.RECEIVED).update(
             status=ChunkStatus.PROCESSING, attempts=F("attempts") + 1, claimed_at=now
-        )
-        if claimed:
-            tally_apply(session_id=chunk.session_id, tally=tallies.chunk_claimed())
-        elif not runnable.filter(status=ChunkStatus.PROCESSING).update(
-            attempts=F("attempts") + 1, claimed_at=now
         ):
-            return None
+            tally_apply(session_id=chunk.session_id, tally=tallies.chunk_claimed())
+            return True
+        return bool(
+            row.filter(status=ChunkStatus.PROCESSING).update(
+                attempts=F("attempts") + 1, claimed_at=now
+            )
+        )
+
+    if not atomic_retried(claim):
+        return None
     return Chunk.objects.select_related("session").get(pk=chunk_id)
 
 
@@ -226,7 +246,8 @@ def chunk_process(*, chunk_id: uuid.UUID) -> str:
     else:
         store.put(storage_key, [stored])
     seconds = time.perf_counter() - started
-    with atomic():
+
+    def finish() -> bool:
         finished = Chunk.objects.filter(pk=chunk.pk, status=ChunkStatus.PROCESSING).update(
             status=ChunkStatus.STORED,
             algorithm=algorithm,
@@ -242,7 +263,9 @@ def chunk_process(*, chunk_id: uuid.UUID) -> str:
                 size=chunk.size, stored_size=len(stored), algorithm=algorithm, seconds=seconds
             )
             tally_apply(session_id=session.pk, tally=tally)
-    if not finished:
+        return bool(finished)
+
+    if not atomic_retried(finish):
         if not Chunk.objects.filter(pk=chunk.pk).exists():
             store.delete(storage_key)
         return "skipped"
@@ -276,18 +299,24 @@ def chunk_postpone(*, chunk_id: uuid.UUID, error: str) -> None:
 def _chunk_set_aside(*, chunk_id: uuid.UUID, error: str, status: str) -> None:
     """Move a waiting chunk to `status`, not queued, with `error` on it and its pipeline."""
     tally_of, outcome = SET_ASIDE[status]
-    with atomic():
+
+    def set_aside() -> Chunk | None:
         chunk = Chunk.objects.filter(pk=chunk_id, status__in=WAITING).first()
         if chunk is None or not Chunk.objects.filter(pk=chunk_id, status=chunk.status).update(
             status=status, error=error, queued_at=None
         ):
-            return
+            return None
         tally_apply(
             session_id=chunk.session_id, tally=tally_of(source=chunk.status, size=chunk.size)
         )
         Pipeline.objects.filter(session_id=chunk.session_id).update(
             last_error=f"chunk {chunk.sequence}: {error}", updated_at=timezone.now()
         )
+        return chunk
+
+    chunk = atomic_retried(set_aside)
+    if chunk is None:
+        return
     logger.warning(
         "chunk %s#%s %s: %s",
         chunk.session_id,

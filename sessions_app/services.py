@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from core.audit import audit_record
 from core.choices import AuditAction, CompressionAlgorithm
-from core.db import atomic, atomic_retried, on_commit
+from core.db import atomic_retried, lock_rows, on_commit
 from core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from core.sizes import MIB
 from sessions_app import tallies
@@ -113,7 +113,8 @@ def session_create(
         chunk_size = settings.LUCID_CHUNK_SIZE_MB * MIB
     _validate_metadata(metadata)
     _validate_recording_format(chunk_size=chunk_size, algorithm=algorithm, level=compression_level)
-    with atomic():
+
+    def create() -> Session:
         session = Session.objects.create(
             owner=owner,
             name=name,
@@ -129,7 +130,9 @@ def session_create(
         audit_record(
             action=AuditAction.SESSION_CREATED, session_id=session.pk, detail={"name": name}
         )
-    return session
+        return session
+
+    return atomic_retried(create)
 
 
 def session_update(*, session: Session, data: dict[str, Any]) -> Session:
@@ -162,13 +165,16 @@ def session_update(*, session: Session, data: dict[str, Any]) -> Session:
         return session
     for field, value in changes.items():
         setattr(session, field, value)
-    with atomic():
+
+    def save() -> None:
         session.save(update_fields=[*changes, "updated_at"])
         audit_record(
             action=AuditAction.SESSION_UPDATED,
             session_id=session.pk,
             detail={"changed": {field: str(value)[:200] for field, value in changes.items()}},
         )
+
+    atomic_retried(save)
     return session
 
 
@@ -190,13 +196,13 @@ def _session_remove(*, session: Session, last: bool) -> bool:
     """
     chunks = session.chunks.order_by("sequence")
     list(chunks.select_for_update(of=("self",)).values_list("pk"))
-    locked = Session.objects.select_for_update().filter(pk=session.pk).first()
-    if locked is None:
+    row = lock_rows(Session.objects.filter(pk=session.pk), updated_at=timezone.now()).first()
+    if row is None:
         raise NotFound(f"No session with id '{session.pk}'.")
     free = chunks.select_for_update(skip_locked=True, of=("self",)).values_list("pk")
     if not last and len(free) != chunks.count():
         return False
-    session = locked
+    session = row
     if session.legal_hold:
         raise Conflict(
             "The session is under legal hold; clear legal_hold before deleting it.",
@@ -221,19 +227,22 @@ def session_transition(*, session: Session, action: str) -> Session:
     changes: dict[str, Any] = {"status": target, "updated_at": now}
     if timestamp_field:
         changes[timestamp_field] = now
-    with atomic():
-        locked = Session.objects.select_for_update().filter(pk=session.pk).first()
-        if locked is None or locked.status not in sources:
-            status = locked.status if locked else session.status
+
+    def transition() -> None:
+        row = lock_rows(Session.objects.filter(pk=session.pk), updated_at=now).first()
+        if row is None or row.status not in sources:
+            status = row.status if row else session.status
             raise InvalidTransition(action=action, status=status)
         Session.objects.filter(pk=session.pk).update(**changes)
-        tally = tallies.session_moved(source=locked.status, target=target)
+        tally = tallies.session_moved(source=row.status, target=target)
         tally_apply(session_id=None, tally=tally)
         audit_record(
             action=AuditAction.SESSION_STATE_CHANGED,
             session_id=session.pk,
-            detail={"action": action, "from": locked.status, "to": target},
+            detail={"action": action, "from": row.status, "to": target},
         )
+
+    atomic_retried(transition)
     for field, value in changes.items():
         setattr(session, field, value)
     return session

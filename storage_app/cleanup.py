@@ -23,7 +23,7 @@ from chunks_app.selectors import storage_usage_changed
 from chunks_app.spool import SessionStream, get_spool
 from chunks_app.storage import ChunkNotFoundError, ChunkStore, ChunkStoreError, get_chunk_store
 from core.choices import ChunkStatus
-from core.db import atomic
+from core.db import atomic_retried
 from core.progress import ProgressFactory
 from sessions_app import tallies
 from sessions_app.choices import IngestMode, SessionStatus
@@ -281,7 +281,8 @@ def chunk_mark_lost(*, lost: LostChunk) -> LostChunk | None:
     Returns the chunk as marked, or None when there was nothing to mark.
     """
     stores = _stores()
-    with atomic():
+
+    def mark() -> LostChunk | None:
         chunk = Chunk.objects.select_for_update().filter(pk=lost.chunk_id).first()
         if not _not_yet_reported(chunk):
             return None
@@ -295,6 +296,11 @@ def chunk_mark_lost(*, lost: LostChunk) -> LostChunk | None:
             Chunk.objects.filter(pk=chunk.pk).update(status=ChunkStatus.FAILED, error=current.error)
             tally = tallies.chunk_failed(source=chunk.status, size=chunk.size)
             tally_apply(session_id=chunk.session_id, tally=tally)
+        return current
+
+    current = atomic_retried(mark)
+    if current is None:
+        return None
     logger.warning(
         "chunk %s#%s marked failed: %s",
         current.session_id,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from chunks_app.models import Chunk
 from chunks_app.selectors import storage_usage_changed
@@ -22,7 +23,7 @@ from chunks_app.services import session_stop
 from chunks_app.storage import get_chunk_store
 from core.audit import audit_record
 from core.choices import AuditAction
-from core.db import atomic
+from core.db import atomic_retried, lock_rows
 from core.errors import InvalidTransition
 from core.progress import ProgressFactory
 from core.sizes import MIB
@@ -271,11 +272,13 @@ def retention_plan(*, now: datetime) -> RetentionPlan:
 
 def _session_remove(*, candidate: RetentionCandidate) -> str | None:
     """Delete the picked session unless it changed since; returns why it was kept, if it was."""
-    with atomic():
+
+    def remove() -> str | None:
         chunks = Chunk.objects.filter(session_id=candidate.session_id).order_by("sequence")
         chunks = chunks.select_for_update(of=("self",))
         list(chunks.values_list("pk"))
-        session = Session.objects.select_for_update().filter(pk=candidate.session_id).first()
+        rows = Session.objects.filter(pk=candidate.session_id)
+        session = lock_rows(rows, updated_at=timezone.now()).first()
         if session is None:
             return "already gone"
         if session.legal_hold:
@@ -288,6 +291,11 @@ def _session_remove(*, candidate: RetentionCandidate) -> str | None:
             detail={"name": session.name, "policy": candidate.policy, "reason": candidate.reason},
         )
         session_delete(session=session)
+        return None
+
+    kept = atomic_retried(remove)
+    if kept:
+        return kept
     logger.info(
         "session %s removed by retention (%s: %s)",
         candidate.session_id,

@@ -26,7 +26,7 @@ from chunks_app.spool import get_spool
 from chunks_app.storage import ChunkNotFoundError, ChunkStoreError, get_chunk_store
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus
-from core.db import atomic
+from core.db import atomic_retried
 from core.progress import ProgressFactory
 from sessions_app import tallies
 from sessions_app.models import Session
@@ -149,11 +149,12 @@ def _chunk_repair(planned: _Planned, member: BinaryIO, *, archive_id: str) -> bo
     """Write the archived bytes, then make the row say so; False if the chunk is gone."""
     archived, store = planned.archived, get_chunk_store()
     member_put(store, archived.storage_key, member, expected=archived.stored_sha256)
-    with atomic():
+
+    def repair() -> Chunk | None:
         chunk = Chunk.objects.select_for_update().filter(pk=planned.chunk_id).first()
         if chunk is None:
             store.delete(archived.storage_key)
-            return False
+            return None
         tally = tallies.chunk_repaired(
             source=chunk.status,
             size=chunk.size,
@@ -180,6 +181,11 @@ def _chunk_repair(planned: _Planned, member: BinaryIO, *, archive_id: str) -> bo
                 "algorithm": archived.algorithm,
             },
         )
+        return chunk
+
+    chunk = atomic_retried(repair)
+    if chunk is None:
+        return False
     if chunk.storage_key and chunk.storage_key != archived.storage_key:
         with suppress(ChunkStoreError):
             store.delete(chunk.storage_key)

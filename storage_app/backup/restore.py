@@ -23,7 +23,7 @@ from chunks_app.spool import SessionStream, get_spool, upload_spool_key
 from chunks_app.storage import ChunkStore, ChunkStoreError, get_chunk_store
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus
-from core.db import atomic
+from core.db import atomic_retried, lock_rows
 from core.progress import ProgressFactory
 from sessions_app import tallies
 from sessions_app.choices import SessionStatus
@@ -124,7 +124,8 @@ def _session_rows_write(session: ArchivedSession, *, archive_id: str) -> bool:
     """Write the session's rows in one transaction; True if its owner had to be created."""
     fields = session_fields(session.record)
     now = timezone.now()
-    with atomic():
+
+    def write() -> bool:
         owner, owner_created = _owner(session.owner)
         if session.action == CREATE:
             row = Session(id=session.id, owner=owner, **fields)
@@ -132,7 +133,7 @@ def _session_rows_write(session: ArchivedSession, *, archive_id: str) -> bool:
         else:
             chunks = Chunk.objects.filter(session_id=session.id).order_by("sequence")
             list(chunks.select_for_update(of=("self",)).values("pk"))
-            row = Session.objects.select_for_update().get(pk=session.id)
+            row = lock_rows(Session.objects.filter(pk=session.id), updated_at=now).get()
             tally_apply(session_id=None, tally=tallies.session_removed(session=row))
         Chunk.objects.bulk_create(
             [
@@ -183,7 +184,9 @@ def _session_rows_write(session: ArchivedSession, *, archive_id: str) -> bool:
                 "owner_created": owner_created,
             },
         )
-    return owner_created
+        return owner_created
+
+    return atomic_retried(write)
 
 
 class _SessionFiles:
