@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from chunks_app.models import Chunk
-from core.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin, UUIDSearchMixin
 
 
 def ratio_display(compressed_size: int | None, size: int | None) -> str:
@@ -17,7 +17,7 @@ def ratio_display(compressed_size: int | None, size: int | None) -> str:
 
 
 @admin.register(Chunk)
-class ChunkAdmin(ReadOnlyAdmin):
+class ChunkAdmin(UUIDSearchMixin, ReadOnlyAdmin):
     list_display = [
         "sequence",
         "session_link",
@@ -34,7 +34,8 @@ class ChunkAdmin(ReadOnlyAdmin):
     list_display_links = ["sequence"]
     list_select_related = ["session"]
     list_filter = ["status", "algorithm", "created_at"]
-    search_fields = ["session__id", "session__name", "sha256"]
+    search_fields = ["session__name", "sha256"]
+    uuid_search_fields = ("session_id", "id")
     ordering = ["-created_at"]
     show_full_result_count = False
     fieldsets = [

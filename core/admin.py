@@ -1,8 +1,12 @@
 """The audit trail in the operator console, and the read-only base the consoles' lists share."""
 
 import json
+import uuid
+from functools import reduce
+from operator import or_
 
 from django.contrib import admin
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
@@ -26,13 +30,32 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class UUIDSearchMixin:
+    """Admin search that also finds a whole UUID in `uuid_search_fields`, by exact match.
+
+    Partial matches on UUID fields would need pattern lookups, which MongoDB does not have.
+    """
+
+    uuid_search_fields: tuple[str, ...] = ()
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
+        matches, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        try:
+            value = uuid.UUID(search_term.strip())
+        except ValueError:
+            return matches, may_have_duplicates
+        exact = reduce(or_, (Q(**{field: value}) for field in self.uuid_search_fields))
+        return matches | queryset.filter(exact), may_have_duplicates
+
+
 @admin.register(AuditEntry)
-class AuditEntryAdmin(ReadOnlyAdmin):
+class AuditEntryAdmin(UUIDSearchMixin, ReadOnlyAdmin):
     """Who did what, when and from where: read-only for everyone, superusers included."""
 
     list_display = ["at", "actor", "address", "action", "session_id", "sequence"]
     list_filter = ["action", "at"]
-    search_fields = ["actor", "session_id"]
+    search_fields = ["actor"]
+    uuid_search_fields = ("session_id",)
     date_hierarchy = "at"
     show_full_result_count = False
     fields = ["id", "at", "actor", "address", "action", "session_id", "sequence", "detail_json"]

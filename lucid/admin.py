@@ -25,6 +25,7 @@ from chunks_app import services as chunk_services
 from chunks_app.admin import ratio_display
 from chunks_app.models import Chunk
 from chunks_app.selectors import session_missing_sequences
+from core.admin import UUIDSearchMixin
 from core.choices import ChunkStatus
 from core.errors import ApplicationError
 from core.models import AuditEntry
@@ -128,7 +129,7 @@ class ChunkInline(admin.TabularInline):
 
 
 @admin.register(Session)
-class SessionAdmin(admin.ModelAdmin):
+class SessionAdmin(UUIDSearchMixin, admin.ModelAdmin):
     list_display = [
         "name",
         "status",
@@ -152,7 +153,8 @@ class SessionAdmin(admin.ModelAdmin):
         "pipeline__state",
         ("owner", admin.RelatedOnlyFieldListFilter),
     ]
-    search_fields = ["name", "host", "id"]
+    search_fields = ["name", "host"]
+    uuid_search_fields = ("id",)
     date_hierarchy = "created_at"
     inlines = [ChunkInline]
     actions = [

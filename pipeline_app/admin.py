@@ -7,13 +7,13 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.html import format_html
 
-from core.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin, UUIDSearchMixin
 from pipeline_app.models import Pipeline
 from pipeline_app.services import pipeline_retry
 
 
 @admin.register(Pipeline)
-class PipelineAdmin(ReadOnlyAdmin):
+class PipelineAdmin(UUIDSearchMixin, ReadOnlyAdmin):
     list_display = [
         "session_name",
         "session_link",
@@ -29,7 +29,8 @@ class PipelineAdmin(ReadOnlyAdmin):
     ]
     list_select_related = ["session"]
     list_filter = ["state", "session__status"]
-    search_fields = ["session__name", "session__id", "last_error"]
+    search_fields = ["session__name", "last_error"]
+    uuid_search_fields = ("session_id",)
     ordering = ["-updated_at"]
     fields = list_display
     readonly_fields = fields

@@ -164,14 +164,24 @@ def test_the_list_marks_and_filters_a_stopped_session_with_missing_chunks(
     assert '<div class="readonly">2: 3, 4</div>' in page
 
 
-def test_the_list_searches_names_hosts_and_ids(superuser_client):
+def test_the_list_searches_names_hosts_and_whole_ids(superuser_client):
     session = SessionFactory(name="finance desk", host="rdp-finance.example.test")
     SessionFactory(name="other session", host="elsewhere.example.test")
 
-    for term in ["finance desk", "rdp-finance", str(session.pk)[:8]]:
+    for term in ["finance desk", "rdp-finance", str(session.pk), f" {str(session.pk).upper()} "]:
         body = superuser_client.get(CHANGELIST, {"q": term}).content.decode()
         assert "finance desk" in body
         assert "other session" not in body
+
+
+def test_a_part_of_an_id_finds_nothing_on_every_database(superuser_client):
+    """MongoDB has no pattern lookups on UUID fields: ids are searched whole, everywhere."""
+    session = SessionFactory(name="finance desk")
+
+    response = superuser_client.get(CHANGELIST, {"q": str(session.pk)[:8]})
+
+    assert response.status_code == 200
+    assert "finance desk" not in response.content.decode()
 
 
 # --- who may do what ----------------------------------------------------------------------------
