@@ -18,6 +18,11 @@ from lucid.celery import app as celery_app
 from pipeline_app.choices import PipelineState
 from tests.chunks_app.helpers import CHUNK_SIZE
 from tests.factories import SessionFactory, UserFactory, staff_member
+from tests.support import mongodb
+
+ON_MONGODB = django_settings.DATABASES["default"]["ENGINE"] == "django_mongodb_backend"
+if ON_MONGODB:
+    mongodb.install()
 
 
 @pytest.fixture
@@ -84,6 +89,14 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     """Worker threads close their connections after each task, so the test database can go."""
     for database in django_settings.DATABASES.values():
         database["CONN_MAX_AGE"] = 0
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database, migrated; on MongoDB what the migrations seeded is kept for resets."""
+    if ON_MONGODB:
+        with django_db_blocker.unblock():
+            mongodb.remember_seeded()
 
 
 @pytest.fixture(scope="session", autouse=True)

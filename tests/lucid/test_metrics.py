@@ -1,6 +1,7 @@
 """GET /metrics: valid Prometheus text with django-prometheus' series and exact `lucid_*` ones."""
 
 import pytest
+from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.chunks_app.helpers import (
@@ -83,3 +84,25 @@ def test_gauges_follow_chunk_and_session_states(anonymous_client, api_client, us
 
 def test_metrics_need_no_credentials(anonymous_client):
     assert anonymous_client.get("/metrics").status_code == 200
+
+
+@pytest.mark.skipif(not settings.MONGO_URL, reason="needs MONGO_URL (the third run of .ci/run)")
+def test_on_mongodb_command_times_and_errors_replace_the_sql_series(anonymous_client, api_client):
+    from django.db import connection
+    from pymongo.errors import OperationFailure
+
+    api_client.post("/api/v1/sessions", {"name": "measured"}, format="json")
+    with pytest.raises(OperationFailure):
+        connection.database.command("noSuchCommand")
+
+    samples = scrape(anonymous_client)
+
+    assert samples[("lucid_mongodb_command_seconds_count", (("command", "insert"),))] >= 1
+    assert samples[("lucid_mongodb_command_seconds_count", (("command", "find"),))] >= 1
+    errors = {
+        labels: value
+        for (name, labels), value in samples.items()
+        if name == "lucid_mongodb_command_errors_total"
+    }
+    assert errors[(("command", "noSuchCommand"), ("error", "CommandNotFound"))] >= 1
+    assert not any(name.startswith("django_db_") for name, _ in samples)
