@@ -10,6 +10,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from core.db import is_mongodb
 from core.models import AuditEntry
 
 admin.site.site_header = "Lucid session storage"
@@ -28,6 +29,27 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+class ServiceTransactionsMixin:
+    """Admin changes and deletions whose services open their own transactions on MongoDB.
+
+    Django wraps those views in its own atomic(), which django-mongodb-backend does not turn into
+    a MongoDB transaction and inside which it refuses to commit ours: there the services' own
+    transactions (retried on conflicts) are the only ones.
+    """
+
+    def changeform_view(
+        self, request: HttpRequest, object_id=None, form_url="", extra_context=None
+    ):
+        if not is_mongodb():
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        return self._changeform_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request: HttpRequest, object_id, extra_context=None):
+        if not is_mongodb():
+            return super().delete_view(request, object_id, extra_context)
+        return self._delete_view(request, object_id, extra_context)
 
 
 class UUIDSearchMixin:

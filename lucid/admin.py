@@ -25,7 +25,7 @@ from chunks_app import services as chunk_services
 from chunks_app.admin import ratio_display
 from chunks_app.models import Chunk
 from chunks_app.selectors import session_missing_sequences
-from core.admin import UUIDSearchMixin
+from core.admin import ServiceTransactionsMixin, UUIDSearchMixin
 from core.choices import ChunkStatus
 from core.errors import ApplicationError
 from core.models import AuditEntry
@@ -129,7 +129,7 @@ class ChunkInline(admin.TabularInline):
 
 
 @admin.register(Session)
-class SessionAdmin(UUIDSearchMixin, admin.ModelAdmin):
+class SessionAdmin(ServiceTransactionsMixin, UUIDSearchMixin, admin.ModelAdmin):
     list_display = [
         "name",
         "status",

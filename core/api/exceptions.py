@@ -19,12 +19,19 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from core.db import is_transient
 from core.errors import ApplicationError, StorageUnavailable, is_storage_full
 
 logger = logging.getLogger(__name__)
 
 STORAGE_FULL_RETRY_AFTER_SECONDS = 60
 STORAGE_UNAVAILABLE_RETRY_AFTER_SECONDS = 30
+DATABASE_BUSY_RETRY_AFTER_SECONDS = 1
+DATABASE_BUSY_MESSAGE = (
+    "The database kept aborting this change for conflicting ones (on MongoDB, a process that "
+    "died inside a transaction holds its documents for up to a minute); nothing was stored. "
+    "Retry."
+)
 STORAGE_FULL_MESSAGE = (
     "No space is left where recordings and their database are stored; nothing was stored. "
     "Free disk space or raise the quota (e.g. `manage.py cleanup` removes expired sessions), "
@@ -52,13 +59,17 @@ def _first_code(detail: Any) -> str:
 
 def storage_error_response(error: BaseException | None) -> JsonResponse | None:
     """507 `insufficient_storage` for a full disk or quota, 503 `storage_unavailable` for other
-    failures of a store, both with Retry-After; None for any other error."""
+    failures of a store, 503 `database_busy` for conflicts that outlasted every retry, all with
+    Retry-After; None for any other error."""
     if is_storage_full(error):
         status_code, code, message = 507, "insufficient_storage", STORAGE_FULL_MESSAGE
         retry_after = STORAGE_FULL_RETRY_AFTER_SECONDS
     elif isinstance(error, StorageUnavailable):
         status_code, code, message = 503, "storage_unavailable", str(error)
         retry_after = STORAGE_UNAVAILABLE_RETRY_AFTER_SECONDS
+    elif error is not None and is_transient(error):
+        status_code, code, message = 503, "database_busy", DATABASE_BUSY_MESSAGE
+        retry_after = DATABASE_BUSY_RETRY_AFTER_SECONDS
     else:
         return None
     logger.warning("%s: %s", code, error)

@@ -1,9 +1,12 @@
-"""The five roles as local processes against PostgreSQL and a Redis broker, end to end.
+"""The five roles as local processes against PostgreSQL or MongoDB and a Redis broker, end to end.
 
-Runs only with DATABASE_URL on PostgreSQL and a Redis CELERY_BROKER_URL (the second run of
-.ci/run). It shares nothing with the rest of the suite: a database of its own on the same server
-(`lucid_topology_<pid>`, created and dropped here), Redis databases 9 (broker) and 10 (cache),
-emptied before and after, fresh storage paths and free ports for the five roles.
+Runs with DATABASE_URL on PostgreSQL and a Redis CELERY_BROKER_URL (the second run of .ci/run),
+and with MONGO_URL and a Redis REDIS_URL (the third run): the roles get MONGO_URL instead of
+DATABASE_URL, and the broker is CELERY_BROKER_URL's Redis server if set, else REDIS_URL's. It
+shares nothing with the rest of the suite: a database of its own on the same server
+(`lucid_topology_<pid>`, dropped before and after; tests/e2e/topology_databases.py reads it
+directly, in SQL or with MongoDB queries), Redis databases 9 (broker) and 10 (cache), emptied
+before and after, fresh storage paths and free ports for the five roles.
 
 Two runs of the topology, because honcho, which `make serve` runs, stops every process as soon as
 one of them exits: a processor killed under `make serve` takes the other four roles down with it.
@@ -33,6 +36,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from core.sizes import MIB
+from tests.e2e.topology_databases import TopologyDatabase, configured_database, with_path
 from tests.support.client import (
     API,
     ServiceClient,
@@ -66,17 +70,21 @@ FIRST_THIRD_SECONDS = 60
 KILL_WINDOW_SECONDS = 30
 STORED_SECONDS = 180
 LOG_TAIL_LINES = 400
-POSTGRES_SCHEMES = ("postgres", "postgresql", "pgsql")
+DATABASE_NAME = f"lucid_topology_{os.getpid()}"
+
+
+def _broker_server() -> str:
+    return os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL", "")
 
 
 def _skip_reason() -> str:
-    if urlsplit(os.environ.get("DATABASE_URL", "")).scheme not in POSTGRES_SCHEMES:
-        return "needs DATABASE_URL on PostgreSQL (the second run of .ci/run)"
-    broker = os.environ.get("CELERY_BROKER_URL", "")
+    if configured_database(DATABASE_NAME) is None:
+        return "needs MONGO_URL, or DATABASE_URL on PostgreSQL (the 2nd and 3rd runs of .ci/run)"
+    broker = _broker_server()
     if not broker:
-        return "needs CELERY_BROKER_URL (the second run of .ci/run)"
+        return "needs CELERY_BROKER_URL or REDIS_URL (the 2nd and 3rd runs of .ci/run)"
     if urlsplit(broker).scheme not in ("redis", "rediss"):
-        return "needs a Redis CELERY_BROKER_URL: the topology gets Redis databases of its own"
+        return "needs a Redis broker: the topology gets Redis databases of its own"
     return ""
 
 
@@ -89,14 +97,16 @@ pytestmark = pytest.mark.skipif(bool(_skip_reason()), reason=_skip_reason() or "
 class Topology:
     """The fresh database, broker, paths and ports, and the process groups running on them."""
 
-    def __init__(self, root: Path, database_url: str, broker_url: str, cache_url: str) -> None:
+    def __init__(
+        self, root: Path, database: TopologyDatabase, broker_url: str, cache_url: str
+    ) -> None:
         self.root = root
-        self.database_url = database_url
+        self.database = database
         self.ports = dict(zip(ROLES, free_ports(len(ROLES)), strict=True))
         self.groups: list[ProcessGroup] = []
         self.env = environment(
             root,
-            DATABASE_URL=database_url,
+            **database.environment,
             CELERY_BROKER_URL=broker_url,
             REDIS_URL=cache_url,
             LUCID_WATCHDOG_INTERVAL_SECONDS=str(WATCHDOG_INTERVAL_SECONDS),
@@ -132,28 +142,19 @@ class Topology:
         )
 
 
-def _with_path(url: str, path: str) -> str:
-    return urlsplit(url)._replace(path=path).geturl()
-
-
 @pytest.fixture
 def topology(tmp_path):
-    import psycopg
     import redis
 
-    server_url = os.environ["DATABASE_URL"]
-    name = f"lucid_topology_{os.getpid()}"
-    maintenance = _with_path(server_url, "/postgres")
-    with psycopg.connect(maintenance, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
-    broker = os.environ["CELERY_BROKER_URL"]
-    broker_url = _with_path(broker, f"/{BROKER_DB}")
-    cache_url = _with_path(os.environ.get("REDIS_URL") or broker, f"/{CACHE_DB}")
+    database = configured_database(DATABASE_NAME)
+    database.create()
+    broker = _broker_server()
+    broker_url = with_path(broker, f"/{BROKER_DB}")
+    cache_url = with_path(os.environ.get("REDIS_URL") or broker, f"/{CACHE_DB}")
     for url in (broker_url, cache_url):
         redis.Redis.from_url(url).flushdb()
 
-    lucid = Topology(tmp_path, _with_path(server_url, f"/{name}"), broker_url, cache_url)
+    lucid = Topology(tmp_path, database, broker_url, cache_url)
     try:
         yield lucid
     finally:
@@ -162,8 +163,7 @@ def topology(tmp_path):
                 group.kill()
         finally:
             print(lucid.logs())
-            with psycopg.connect(maintenance, autocommit=True) as connection:
-                connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            database.drop()
             for url in (broker_url, cache_url):
                 redis.Redis.from_url(url).flushdb()
 
@@ -212,28 +212,10 @@ def _metrics(client: ServiceClient) -> dict[tuple[str, tuple], float]:
 # --- the database, read directly ---------------------------------------------------------------
 
 
-def _query(topology: Topology, sql: str, *parameters) -> list[tuple]:
-    import psycopg
-
-    with psycopg.connect(topology.database_url, autocommit=True) as connection:
-        return connection.execute(sql, parameters).fetchall()
-
-
-def _chunk_counts(topology: Topology) -> dict[str, int]:
-    rows = _query(topology, "SELECT status, count(*) FROM chunks_app_chunk GROUP BY status")
-    return dict(rows)
-
-
 def _stuck_without_claim(topology: Topology) -> list[tuple]:
     """Chunks `processing` with no claimed_at for longer than the watchdog could ever wait."""
     patience = WATCHDOG_STALE_SECONDS + 3 * WATCHDOG_INTERVAL_SECONDS
-    return _query(
-        topology,
-        "SELECT session_id, sequence, attempts, created_at FROM chunks_app_chunk "
-        "WHERE status = 'processing' AND claimed_at IS NULL "
-        "AND created_at < now() - make_interval(secs => %s)",
-        patience,
-    )
+    return topology.database.chunks_processing_unclaimed(older_than_seconds=patience)
 
 
 # --- the steps -----------------------------------------------------------------------------------
@@ -263,23 +245,23 @@ def _upload_part(recorder: ServiceClient, sessions: dict, recordings: dict, part
     _put(recorder, sessions["put"], recordings["put"], sequences)
 
 
-def _kill_mid_processing(topology: Topology, processor: ProcessGroup) -> list[tuple]:
+def _kill_mid_processing(topology: Topology, processor: ProcessGroup) -> list:
     """SIGKILL the processor's celery processes once a chunk is processing; the chunks it held."""
     deadline = time.monotonic() + KILL_WINDOW_SECONDS
-    while not _chunk_counts(topology).get("processing"):
-        assert time.monotonic() < deadline, f"nothing processing: {_chunk_counts(topology)}"
+    while not (counts := topology.database.chunk_counts()).get("processing"):
+        assert time.monotonic() < deadline, f"nothing processing: {counts}"
         time.sleep(0.005)
     workers = {pid for pid in processor.members() if "-n processor@" in command_line(pid)}
     for pid in workers:
         os.kill(pid, signal.SIGKILL)
     processor.stop(signal.SIGKILL)
     assert len(workers) >= 2, "the processor's main process and its pool processes"
-    return _query(topology, "SELECT id FROM chunks_app_chunk WHERE status = 'processing'")
+    return topology.database.processing_chunk_ids()
 
 
 def _wait_all_stored(topology: Topology, total: int) -> None:
     deadline = time.monotonic() + STORED_SECONDS
-    while (counts := _chunk_counts(topology)).get("stored", 0) < total:
+    while (counts := topology.database.chunk_counts()).get("stored", 0) < total:
         assert not counts.get("failed"), counts
         stuck = _stuck_without_claim(topology)
         assert not stuck, (
@@ -343,12 +325,7 @@ def test_a_recording_survives_the_topology_a_restart_and_a_processor_killed_mid_
     # 1. `make serve`: migrate, superuser, the five roles; the first third, stored.
     serve = topology.start("make-serve", ["make", "serve"])
     topology.wait_healthy(serve)
-    (schedule,) = _query(
-        topology,
-        "SELECT i.every, i.period FROM django_celery_beat_periodictask t "
-        "JOIN django_celery_beat_intervalschedule i ON i.id = t.interval_id WHERE t.name = %s",
-        WATCHDOG_TASK,
-    )
+    schedule = topology.database.interval(WATCHDOG_TASK)
     assert schedule == (WATCHDOG_INTERVAL_SECONDS, "seconds")
     recorder, api = _login(topology)
     sessions = _create_sessions(recorder)
@@ -396,18 +373,10 @@ def test_a_recording_survives_the_topology_a_restart_and_a_processor_killed_mid_
         assert healthy(topology.ports[role]), role
 
     # The beat schedule ran, and the watchdog gave the killed worker's chunks to the new one.
-    ((runs, last_run),) = _query(
-        topology,
-        "SELECT total_run_count, last_run_at FROM django_celery_beat_periodictask WHERE name = %s",
-        WATCHDOG_TASK,
-    )
+    runs, last_run = topology.database.runs(WATCHDOG_TASK)
     assert runs > 0 and last_run is not None
-    attempts = _query(
-        topology,
-        "SELECT attempts FROM chunks_app_chunk WHERE id = ANY(%s)",
-        [chunk_id for (chunk_id,) in abandoned],
-    )
-    assert all(count >= 2 for (count,) in attempts), attempts
+    attempts = topology.database.chunk_attempts(abandoned)
+    assert all(count >= 2 for count in attempts), attempts
     assert "watchdog: queueing" in restarted.log()
 
     # Graceful shutdown of everything left, within honcho's grace.

@@ -13,10 +13,14 @@ API = "/api/v1"
 USERNAME = "e2e"
 PASSWORD = "a long end-to-end password"
 HTTP_TIMEOUT_SECONDS = 120
+# How long a client retries `database_busy` (503 with Retry-After), as a recorder does: on
+# MongoDB a process killed inside a transaction holds its documents for up to 60 s.
+BUSY_PATIENCE_SECONDS = 90
 
 
 class ServiceClient:
-    """One port of the service; a 5xx fails the test with the servers' logs."""
+    """One port of the service; a 5xx fails the test with the servers' logs, except
+    `database_busy`, which is retried after its Retry-After for BUSY_PATIENCE_SECONDS."""
 
     def __init__(self, port: int, *, token: str | None = None, logs: Callable[[], str] = str):
         self.port = port
@@ -26,6 +30,22 @@ class ServiceClient:
     def request(
         self, method: str, path: str, *, body: bytes | dict | None = None, headers=None
     ) -> tuple[int, bytes]:
+        deadline = time.monotonic() + BUSY_PATIENCE_SECONDS
+        while True:
+            status, content, retry_after = self._send(method, path, body=body, headers=headers)
+            if status != 503 or retry_after is None or time.monotonic() > deadline:
+                break
+            if json.loads(content).get("code") != "database_busy":
+                break
+            time.sleep(retry_after)
+        assert status < 500, (
+            f"{method} :{self.port}{path} -> {status} {content[:2000]!r}\n{self.logs()}"
+        )
+        return status, content
+
+    def _send(
+        self, method: str, path: str, *, body: bytes | dict | None, headers
+    ) -> tuple[int, bytes, int | None]:
         headers = dict(headers or {})
         if isinstance(body, dict):
             body = json.dumps(body).encode()
@@ -39,12 +59,10 @@ class ServiceClient:
             connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
             status, content = response.status, response.read()
+            retry_after = response.getheader("Retry-After")
         finally:
             connection.close()
-        assert status < 500, (
-            f"{method} :{self.port}{path} -> {status} {content[:2000]!r}\n{self.logs()}"
-        )
-        return status, content
+        return status, content, None if retry_after is None else int(retry_after)
 
     def call(self, method: str, path: str, expected: int = 200, **kwargs) -> dict:
         """The JSON answer of a call that must answer `expected`."""

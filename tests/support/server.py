@@ -16,6 +16,7 @@ DEATH_SECONDS = 10
 # What the test run itself is configured with; a service under test gets its own.
 CALLER_VARIABLES = (
     "DATABASE_URL",
+    "MONGO_URL",
     "REDIS_URL",
     "CELERY_BROKER_URL",
     "PROMETHEUS_MULTIPROC_DIR",
