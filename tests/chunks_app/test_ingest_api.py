@@ -8,6 +8,7 @@ from django.db import connections
 from rest_framework.test import APIClient
 
 from chunks_app.models import Chunk
+from core.counters import counters_read
 from sessions_app.models import Session
 from tests.chunks_app.helpers import (
     CHUNK_SIZE,
@@ -265,10 +266,29 @@ def test_parallel_out_of_order_uploads_all_land(user, recording):
     recording.refresh_from_db()
     assert recording.chunk_count == 12
     assert recording.size == sum(len(b) for b in bodies.values())
+    assert_totals_equal_a_recount(recording)
     client = APIClient()
     client.force_authenticate(user)
     recording_bytes = body_of(client.get(f"/api/v1/sessions/{recording.id}/recording"))
     assert recording_bytes == b"".join(bodies[s] for s in range(12))
+
+
+def assert_totals_equal_a_recount(session: Session) -> None:
+    """The session's and the system's running totals against a count of the chunk rows."""
+    chunks = list(Chunk.objects.all())
+    mine = [chunk for chunk in chunks if chunk.session_id == session.pk]
+    session.refresh_from_db()
+    assert (session.chunk_count, session.size, session.compressed_size) == (
+        len(mine),
+        sum(chunk.size for chunk in mine),
+        sum(chunk.compressed_size or 0 for chunk in mine),
+    )
+    assert session.chunks_stored == sum(chunk.status == "stored" for chunk in mine)
+    totals = counters_read()
+    assert totals.get("chunks.stored", 0) == sum(chunk.status == "stored" for chunk in chunks)
+    assert totals.get("chunks.raw_bytes", 0) == sum(chunk.size for chunk in chunks)
+    assert totals.get("chunks.stored_bytes", 0) == sum(c.compressed_size or 0 for c in chunks)
+    assert totals.get("chunks.backlog_bytes", 0) == 0
 
 
 def test_parallel_retries_of_one_chunk_store_it_once(user, recording):
