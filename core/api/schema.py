@@ -14,7 +14,8 @@ ERROR_DESCRIPTIONS = {
     416: "The requested range is not satisfiable.",
     500: "A server error; `chunk_damaged` (with the chunk's `sequence`) when a chunk's kept "
     "bytes no longer match the sha256 recorded for them: none of them were sent.",
-    503: "Storage is unavailable (read-only, missing or unreachable); nothing was acknowledged. "
+    503: "`storage_unavailable`: storage is read-only, missing or unreachable; `database_busy`: "
+    "the database kept aborting the change for conflicting ones. Nothing was acknowledged; "
     "`Retry-After` says when to try again.",
     507: "`insufficient_storage`: a disk or quota is full; nothing was acknowledged. Free space "
     "(or run cleanup), then retry after `Retry-After` seconds.",

@@ -98,3 +98,34 @@ def test_a_transaction_that_raises_writes_nothing_and_leaves_no_session_open():
 
     assert connection.session is None
     assert not Counter.objects.filter(key="test.rolled-back").exists()
+
+
+def test_a_change_that_conflicts_past_every_retry_answers_503_database_busy(api_client, user):
+    session = SessionFactory(owner=user, status="recording")
+    holding, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        try:
+            with atomic():
+                lock_rows(Session.objects.filter(pk=session.pk), name="held").first()
+                holding.set()
+                release.wait(30)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        response = api_client.patch(
+            f"/api/v1/sessions/{session.pk}", {"name": "renamed"}, format="json"
+        )
+    finally:
+        release.set()
+        thread.join(10)
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "database_busy"
+    assert response["Retry-After"] == "1"
+    session.refresh_from_db()
+    assert session.name == "held"
