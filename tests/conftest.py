@@ -16,6 +16,7 @@ from chunks_app.models import Chunk
 from core.choices import ChunkStatus
 from lucid.celery import app as celery_app
 from pipeline_app.choices import PipelineState
+from pipeline_app.selectors import chunk_tasks_in_queue
 from tests.chunks_app.helpers import CHUNK_SIZE
 from tests.factories import SessionFactory, UserFactory, staff_member
 from tests.support import mongodb
@@ -140,8 +141,12 @@ def worker_finished_before_teardown(request, celery_worker):
 
 
 def _pipeline_busy() -> bool:
+    """A task runs, is prefetched or waits in the broker (one for a chunk since deleted, too),
+    or a chunk of a running pipeline waits for one."""
+    if worker_state.active_requests or worker_state.reserved_requests or chunk_tasks_in_queue():
+        return True
     waiting = Chunk.objects.filter(
         status__in=[ChunkStatus.RECEIVED, ChunkStatus.PROCESSING],
         session__pipeline__state=PipelineState.RUNNING,
     )
-    return bool(worker_state.active_requests) or waiting.exists()
+    return waiting.exists()
