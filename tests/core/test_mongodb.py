@@ -24,33 +24,50 @@ pytestmark = [
 ]
 
 
-def test_a_transaction_aborted_by_a_write_conflict_runs_again_and_only_its_last_run_counts():
-    session = SessionFactory(status="recording")
-    holding, release = threading.Event(), threading.Event()
+class SessionHolder(threading.Thread):
+    """Another connection's transaction that has written the session (renamed it `held`) and
+    stays open until released."""
 
-    def holder() -> None:
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+        self.holding, self.released = threading.Event(), threading.Event()
+
+    def run(self) -> None:
         try:
             with atomic():
-                lock_rows(Session.objects.filter(pk=session.pk), name="held").first()
-                holding.set()
-                release.wait(10)
+                lock_rows(Session.objects.filter(pk=self.session.pk), name="held").first()
+                self.holding.set()
+                self.released.wait(30)
         finally:
             connections.close_all()
 
-    thread = threading.Thread(target=holder)
-    thread.start()
-    assert holding.wait(10)
+    def __enter__(self) -> "SessionHolder":
+        self.start()
+        assert self.holding.wait(10)
+        return self
+
+    def release(self) -> None:
+        self.released.set()
+        self.join(10)
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
+
+
+def test_a_transaction_aborted_by_a_write_conflict_runs_again_and_only_its_last_run_counts():
+    session = SessionFactory(status="recording")
     calls = []
 
     def work() -> None:
         calls.append(1)
         if len(calls) == 2:
-            release.set()
-            thread.join(10)
+            holder.release()
         counters_add({"test.attempts": 1})
         Session.objects.filter(pk=session.pk).update(chunk_count=F("chunk_count") + 1)
 
-    atomic_retried(work)
+    with SessionHolder(session) as holder:
+        atomic_retried(work)
 
     assert len(calls) == 2, "the first run met the holder's write and was aborted"
     session.refresh_from_db()
@@ -102,27 +119,11 @@ def test_a_transaction_that_raises_writes_nothing_and_leaves_no_session_open():
 
 def test_a_change_that_conflicts_past_every_retry_answers_503_database_busy(api_client, user):
     session = SessionFactory(owner=user, status="recording")
-    holding, release = threading.Event(), threading.Event()
 
-    def holder() -> None:
-        try:
-            with atomic():
-                lock_rows(Session.objects.filter(pk=session.pk), name="held").first()
-                holding.set()
-                release.wait(30)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    try:
-        assert holding.wait(10)
+    with SessionHolder(session):
         response = api_client.patch(
             f"/api/v1/sessions/{session.pk}", {"name": "renamed"}, format="json"
         )
-    finally:
-        release.set()
-        thread.join(10)
 
     assert response.status_code == 503
     assert response.json()["code"] == "database_busy"
