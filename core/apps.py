@@ -11,4 +11,7 @@ class CoreConfig(AppConfig):
     verbose_name = "Lucid"
 
     def ready(self) -> None:
-        from core import audit  # noqa: F401 - connects the login failure receiver
+        from core import (
+            audit,  # noqa: F401 - connects the login failure receiver
+            checks,  # noqa: F401 - registers the encryption key check
+        )

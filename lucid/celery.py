@@ -3,9 +3,19 @@
 import os
 
 from celery import Celery
+from celery.signals import beat_init, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lucid.settings")
 
 app = Celery("lucid")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+@beat_init.connect
+def _check_encryption_keys(**kwargs) -> None:
+    """A worker refuses to start on a bad key configuration, saying what to fix."""
+    from core.encryption import key_ring
+
+    key_ring()

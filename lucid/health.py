@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from chunks_app.spool import get_spool
 from chunks_app.storage import get_chunk_store
+from core.encryption import key_ring
 from core.models import Counter
 from core.sizes import MIB
 from lucid.celery import app as celery_app
@@ -61,11 +62,17 @@ def check_broker() -> str:
     return OK
 
 
+def check_encryption() -> str:
+    """`disabled`, or the id of the key new data is encrypted under (never key material)."""
+    return key_ring().active_id or DISABLED
+
+
 CHECKS: dict[str, tuple[Callable[[], str], bool]] = {
     "database": (check_database, True),
     "storage": (check_storage, True),
     "cache": (check_cache, False),
     "broker": (check_broker, True),
+    "encryption": (check_encryption, False),
 }
 
 
@@ -96,14 +103,18 @@ HealthSerializer = inline_serializer(
 
 
 class HealthView(APIView):
-    """Database, storage, cache and broker checks; 503 when a required one fails."""
+    """Database, storage, cache and broker checks and the encryption key; 503 when a required
+    one fails."""
 
     authentication_classes: list = []
     permission_classes: list = []
 
     @extend_schema(
         summary="Health of the service",
-        description="`cache` is reported but not required: without it the service is slower.",
+        description=(
+            "`cache` is reported but not required: without it the service is slower. "
+            "`encryption` is `disabled` or the id of the key new data is encrypted under."
+        ),
         responses={200: HealthSerializer, 503: HealthSerializer},
         auth=[],
     )

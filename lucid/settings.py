@@ -105,6 +105,11 @@ LUCID_PAGE_SIZE = env_int("LUCID_PAGE_SIZE", 50)
 LUCID_MAX_PAGE_SIZE = env_int("LUCID_MAX_PAGE_SIZE", 1000)
 MONGO_URL = env_str("MONGO_URL")
 PORT = env_int("PORT", 8080)
+# Encryption at rest (core/encryption.py): keys as `<id>:<base64 of 32 bytes>`, one per line of
+# the file or comma-separated inline; the active one seals new data. None: nothing is encrypted.
+LUCID_ENCRYPTION_KEYS_FILE = env_str("LUCID_ENCRYPTION_KEYS_FILE")
+LUCID_ENCRYPTION_KEYS = env_str("LUCID_ENCRYPTION_KEYS")
+LUCID_ENCRYPTION_ACTIVE_KEY = env_str("LUCID_ENCRYPTION_ACTIVE_KEY")
 
 LUCID_STORAGE_PATH.mkdir(parents=True, exist_ok=True)
 
