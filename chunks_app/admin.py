@@ -26,6 +26,7 @@ class ChunkAdmin(UUIDSearchMixin, ReadOnlyAdmin):
         "stored_size",
         "algorithm",
         "ratio",
+        "key_id",
         "attempts",
         "processing_ms",
         "created_at",
@@ -33,7 +34,7 @@ class ChunkAdmin(UUIDSearchMixin, ReadOnlyAdmin):
     ]
     list_display_links = ["sequence"]
     list_select_related = ["session"]
-    list_filter = ["status", "algorithm", "created_at"]
+    list_filter = ["status", "algorithm", "key_id", "created_at"]
     search_fields = ["session__name", "sha256"]
     uuid_search_fields = ("session_id", "id")
     ordering = ["-created_at"]
@@ -50,6 +51,7 @@ class ChunkAdmin(UUIDSearchMixin, ReadOnlyAdmin):
                     "stored_size",
                     "ratio",
                     "stored_sha256",
+                    "key_id",
                     "storage_key",
                     "spool_key",
                     "download",

@@ -29,6 +29,8 @@ class Chunk(models.Model):
     compressed_size = models.PositiveBigIntegerField(null=True, blank=True)
     stored_sha256 = models.CharField(max_length=64, blank=True, default="")
     storage_key = models.CharField(max_length=200, blank=True, default="")
+    # The key the bytes kept now (spool file, then stored object) are sealed under; None: plain.
+    key_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - None is "not encrypted"
     error = models.TextField(blank=True, default="")
     attempts = models.PositiveIntegerField(default=0)
     processing_ms = models.FloatField(null=True, blank=True)

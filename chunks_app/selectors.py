@@ -1,6 +1,7 @@
 """Reads of chunks: listing, the checked raw bytes of a chunk or a whole recording, the manifest."""
 
 import hashlib
+import io
 import itertools
 import logging
 import threading
@@ -15,6 +16,7 @@ from django.db.models import Count, Max, QuerySet
 from chunks_app.codecs import CodecError, get_codec
 from chunks_app.merkle import merkle_root
 from chunks_app.models import MAX_SEQUENCE, Chunk
+from chunks_app.sealing import chunk_unsealed
 from chunks_app.spool import get_spool
 from chunks_app.storage import (
     ChunkNotFoundError,
@@ -24,12 +26,14 @@ from chunks_app.storage import (
     get_chunk_store,
 )
 from core.choices import CompressionAlgorithm
+from core.encryption import AuthenticationFailed
 from core.errors import ApplicationError, NotFound
 from sessions_app.choices import SessionStatus
 from sessions_app.models import Session
 from sessions_app.selectors import SessionAccess
 
 MISSING_SEQUENCES_SHOWN = 1000
+AUTHENTICATION_FAILED = "authentication failed"
 logger = logging.getLogger(__name__)
 
 STORAGE_USED_CACHE_KEY = "lucid:storage:used-bytes"
@@ -66,7 +70,8 @@ class ChunkDamaged(ApplicationError):
 
 @dataclass(frozen=True)
 class _Kept:
-    """Where a chunk's bytes are kept, in which codec, and the size and sha256 recorded."""
+    """Where a chunk's bytes are kept, in which codec, under which key, and the size and sha256
+    recorded for them (before sealing)."""
 
     store: ChunkStore
     place: str
@@ -74,6 +79,7 @@ class _Kept:
     algorithm: str
     size: int
     sha256: str
+    key_id: str | None
 
 
 def _kept(chunk: Chunk) -> _Kept:
@@ -86,6 +92,7 @@ def _kept(chunk: Chunk) -> _Kept:
             algorithm=chunk.algorithm,
             size=chunk.compressed_size,
             sha256=chunk.stored_sha256,
+            key_id=chunk.key_id,
         )
     return _Kept(
         store=get_spool(),
@@ -94,6 +101,7 @@ def _kept(chunk: Chunk) -> _Kept:
         algorithm=CompressionAlgorithm.NONE,
         size=chunk.size,
         sha256=chunk.sha256,
+        key_id=chunk.key_id,
     )
 
 
@@ -109,20 +117,61 @@ def _mismatch(data: bytes, kept: _Kept) -> str | None:
     return None
 
 
-def _read_kept(chunk: Chunk) -> tuple[bytes, str]:
-    """The chunk's kept bytes, read whole and checked, and their codec; `ChunkDamaged` if wrong."""
+def _read_file(chunk: Chunk) -> tuple[_Kept, bytes]:
+    """Where the chunk's bytes are kept and the file's content there, as it is."""
     kept = _kept(chunk)
     try:
         with kept.store.open(kept.key) as file:
-            data = file.read(kept.size + 1)
+            return kept, file.read() if kept.key_id else file.read(kept.size + 1)
     except ChunkNotFoundError:
         chunk.refresh_from_db()
-        if _kept(chunk).key != kept.key:  # stored meanwhile, and its spool file removed
-            return _read_kept(chunk)
+        if _kept(chunk).key != kept.key:  # stored or rewritten meanwhile, the old file removed
+            return _read_file(chunk)
         raise ChunkDamaged(chunk=chunk, reason=f"file missing from the {kept.place}") from None
+
+
+def _checked(chunk: Chunk, kept: _Kept, content: bytes) -> bytes:
+    """The plaintext of a kept file's `content`, checked; `ChunkDamaged` if wrong."""
+    try:
+        data = chunk_unsealed(
+            io.BytesIO(content),
+            session_id=chunk.session_id,
+            sequence=chunk.sequence,
+            key_id=kept.key_id,
+            limit=kept.size + 1,
+        )
+    except AuthenticationFailed:
+        raise ChunkDamaged(chunk=chunk, reason=AUTHENTICATION_FAILED) from None
     if mismatch := _mismatch(data, kept):
         raise ChunkDamaged(chunk=chunk, reason=mismatch)
-    return data, kept.algorithm
+    return data
+
+
+def _read_kept(chunk: Chunk) -> tuple[bytes, str]:
+    """The chunk's kept bytes, read whole, unsealed and checked, and their codec;
+    `ChunkDamaged` if wrong."""
+    kept, content = _read_file(chunk)
+    return _checked(chunk, kept, content), kept.algorithm
+
+
+@dataclass(frozen=True)
+class KeptFile:
+    """A chunk's file as kept (sealed or not), checked: its codec, the size and sha256 of its
+    bytes before sealing, and its key."""
+
+    content: bytes
+    algorithm: str
+    size: int
+    sha256: str
+    key_id: str | None
+
+
+def chunk_read_kept_file(*, chunk: Chunk) -> KeptFile:
+    """The chunk's file as the chunk store (raw: the spool until stored) keeps it, checked by
+    unsealing it; for copies that stay sealed, such as backups."""
+    kept, content = _read_file(chunk)
+    _checked(chunk, kept, content)
+    return KeptFile(content, kept.algorithm, kept.size, kept.sha256, kept.key_id)
 
 
 def chunk_read_raw(*, chunk: Chunk) -> bytes:
@@ -139,7 +188,8 @@ def chunk_read_raw(*, chunk: Chunk) -> bytes:
 
 
 def chunk_read_stored(*, chunk: Chunk) -> Iterator[bytes]:
-    """The kept bytes, checked at once: as stored (in `chunk.algorithm`), raw until stored."""
+    """The kept bytes, checked and unsealed at once: as stored (in `chunk.algorithm`), raw
+    until stored."""
     data, _ = _read_kept(chunk)
     return iter((data,))
 

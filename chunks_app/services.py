@@ -14,9 +14,10 @@ from django.db.models import Q
 
 from chunks_app.merkle import merkle_root
 from chunks_app.models import MAX_SEQUENCE, Chunk
+from chunks_app.sealing import active_key_id, chunk_seal, upload_spool_key
 from chunks_app.selectors import ChunkDamaged, chunk_sequences_complete
 from chunks_app.signals import chunks_received
-from chunks_app.spool import Segment, SessionStream, get_spool, upload_spool_key
+from chunks_app.spool import Segment, SessionStream, get_spool
 from chunks_app.storage import get_chunk_store
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus
@@ -110,26 +111,33 @@ def _too_large(chunk_size: int) -> PayloadTooLarge:
     )
 
 
-def _body_pieces(body: BinaryIO | None, *, limit: int | None, hasher=None) -> Iterator[bytes]:
+def _body_pieces(body: BinaryIO | None, *, limit: int | None) -> Iterator[bytes]:
     """The request body in pieces, never more than one piece in memory."""
     total = 0
     while body is not None and (piece := body.read(READ_PIECE)):
         total += len(piece)
         if limit is not None and total > limit:
             raise _too_large(limit)
-        if hasher is not None:
-            hasher.update(piece)
         yield piece
 
 
-def _chunk_pieces(body: BinaryIO | None, *, chunk_size: int, hasher) -> Iterator[bytes]:
-    """An uploaded chunk's body in pieces: at least one byte, at most `chunk_size`."""
-    received = 0
-    for piece in _body_pieces(body, limit=chunk_size, hasher=hasher):
-        received += len(piece)
-        yield piece
-    if not received:
-        raise ValidationFailed("A chunk needs at least one byte.", code="empty_chunk")
+class _ChunkBody:
+    """An uploaded chunk's body in pieces, at least one byte and at most `chunk_size`, with
+    the size and sha256 of what was read."""
+
+    def __init__(self, body: BinaryIO | None, *, chunk_size: int) -> None:
+        self.body = body
+        self.chunk_size = chunk_size
+        self.hasher = hashlib.sha256()
+        self.size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for piece in _body_pieces(self.body, limit=self.chunk_size):
+            self.hasher.update(piece)
+            self.size += len(piece)
+            yield piece
+        if not self.size:
+            raise ValidationFailed("A chunk needs at least one byte.", code="empty_chunk")
 
 
 def _count_chunks_in(*, session: Session, chunks: list[Chunk]) -> bool:
@@ -173,19 +181,26 @@ def chunk_ingest(
     if content_length is not None and content_length > session.chunk_size:
         raise _too_large(session.chunk_size)
 
-    hasher = hashlib.sha256()
-    pieces = _chunk_pieces(body, chunk_size=session.chunk_size, hasher=hasher)
+    received = _ChunkBody(body, chunk_size=session.chunk_size)
+    hasher = received.hasher
     existing = Chunk.objects.filter(session=session, sequence=sequence).first()
     if existing is not None:
-        size = sum(len(piece) for piece in pieces)
+        for _ in received:
+            pass
         _check_digest(hasher=hasher, expected=expected_sha256)
-        return _same_or_conflict(existing=existing, size=size, sha256=hasher.hexdigest()), False
+        sha256 = hasher.hexdigest()
+        return _same_or_conflict(existing=existing, size=received.size, sha256=sha256), False
 
     with _lost_to_deletion(session):
-        chunk = Chunk(id=uuid.uuid4(), session=session, sequence=sequence)
-        chunk.spool_key = upload_spool_key(session_id=session.pk, chunk_id=chunk.id)
+        key_id = active_key_id()
+        chunk = Chunk(id=uuid.uuid4(), session=session, sequence=sequence, key_id=key_id)
+        chunk.spool_key = upload_spool_key(session_id=session.pk, chunk_id=chunk.id, key_id=key_id)
         spool = get_spool()
-        chunk.size = spool.put(chunk.spool_key, pieces)
+        spool.put(
+            chunk.spool_key,
+            chunk_seal(received, session_id=session.pk, sequence=sequence, key_id=key_id),
+        )
+        chunk.size = received.size
         chunk.sha256 = hasher.hexdigest()
         try:
             _check_digest(hasher=hasher, expected=expected_sha256)
@@ -225,6 +240,7 @@ def _chunks_from_segments(*, session: Session, segments: list[Segment]) -> list[
             size=segment.size,
             sha256=segment.sha256,
             spool_key=segment.spool_key,
+            key_id=segment.key_id,
         )
         for segment in segments
     ]

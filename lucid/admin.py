@@ -90,6 +90,7 @@ class ChunkInline(admin.TabularInline):
         "stored_size",
         "algorithm",
         "ratio",
+        "key_id",
         "sha256_prefix",
         "download",
     ]

@@ -11,11 +11,13 @@ from django.utils import timezone
 
 from chunks_app.codecs import get_codec
 from chunks_app.models import Chunk
+from chunks_app.sealing import active_key_id, chunk_seal, chunk_unsealed, stored_key
 from chunks_app.spool import get_spool
 from chunks_app.storage import ChunkNotFoundError, get_chunk_store
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus, CompressionAlgorithm
 from core.db import atomic_retried, on_commit
+from core.encryption import AuthenticationFailed
 from core.errors import InvalidTransition
 from pipeline_app import tasks
 from pipeline_app.choices import PipelineState
@@ -206,16 +208,32 @@ def _claim(*, chunk_id: uuid.UUID) -> Chunk | None:
 def _read_spooled(chunk: Chunk) -> bytes | None:
     """The chunk's raw bytes from the spool; None if another run finished it meanwhile.
 
-    The spool file was hashed and fsynced when acknowledged; its length is checked here, its
-    content by `verify` once stored (hashing it again here would cost the pipeline a tenth).
+    The spool file was hashed and fsynced when acknowledged; its length (and seal) is checked
+    here, its content by `verify` once stored (hashing it again here would cost the pipeline a
+    tenth). A spool file rewritten under another key meanwhile is read from its new name.
     """
     try:
         with get_spool().open(chunk.spool_key) as spooled:
-            raw = spooled.read()
+            raw = chunk_unsealed(
+                spooled,
+                session_id=chunk.session_id,
+                sequence=chunk.sequence,
+                key_id=chunk.key_id,
+                limit=chunk.size + 1,
+            )
     except ChunkNotFoundError:
-        if not Chunk.objects.filter(pk=chunk.pk, status=ChunkStatus.PROCESSING).exists():
+        current = Chunk.objects.filter(pk=chunk.pk, status=ChunkStatus.PROCESSING).first()
+        if current is None:
             return None
+        if current.spool_key != chunk.spool_key:
+            chunk.spool_key, chunk.key_id = current.spool_key, current.key_id
+            return _read_spooled(chunk)
         raise ChunkDamaged(f"The spooled bytes of chunk {chunk.sequence} are missing.") from None
+    except AuthenticationFailed:
+        raise ChunkDamaged(
+            f"The spooled bytes of chunk {chunk.sequence} fail authentication; ask the recorder "
+            "to upload it again."
+        ) from None
     if len(raw) != chunk.size:
         raise ChunkDamaged(
             f"The spooled bytes of chunk {chunk.sequence} are {len(raw)} bytes, not "
@@ -239,12 +257,16 @@ def chunk_process(*, chunk_id: uuid.UUID) -> str:
     if len(stored) >= len(raw):
         algorithm, stored = CompressionAlgorithm.NONE, raw
     stored_sha256 = chunk.sha256 if stored is raw else hashlib.sha256(stored).hexdigest()
-    storage_key = f"{session.pk}/{chunk.sequence:012d}.{algorithm}"
+    key_id = active_key_id()
+    storage_key = stored_key(
+        session_id=session.pk, sequence=chunk.sequence, algorithm=algorithm, key_id=key_id
+    )
     store = get_chunk_store()
-    if stored is raw:
+    if stored is raw and chunk.key_id == key_id:
         store.put_from(storage_key, source=get_spool(), source_key=chunk.spool_key)
     else:
-        store.put(storage_key, [stored])
+        sealed = chunk_seal([stored], session_id=session.pk, sequence=chunk.sequence, key_id=key_id)
+        store.put(storage_key, sealed)
     seconds = time.perf_counter() - started
 
     def finish() -> bool:
@@ -254,6 +276,7 @@ def chunk_process(*, chunk_id: uuid.UUID) -> str:
             compressed_size=len(stored),
             stored_sha256=stored_sha256,
             storage_key=storage_key,
+            key_id=key_id,
             stored_at=timezone.now(),
             processing_ms=seconds * 1000,
             error="",

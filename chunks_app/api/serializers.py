@@ -9,7 +9,8 @@ from core.api.serializers import iso_datetime
 
 
 class ChunkSerializer(serializers.ModelSerializer):
-    """A chunk as clients read it; `sha256` is of the raw bytes."""
+    """A chunk as clients read it; `sha256` is of the raw bytes, `key_id` the key its kept
+    bytes are encrypted under (null: not encrypted)."""
 
     compression_ratio = serializers.FloatField(read_only=True, allow_null=True)
 
@@ -24,6 +25,7 @@ class ChunkSerializer(serializers.ModelSerializer):
             "sha256",
             "status",
             "error",
+            "key_id",
             "created_at",
             "stored_at",
         ]
@@ -42,6 +44,7 @@ class ChunkSerializer(serializers.ModelSerializer):
             "sha256": chunk.sha256,
             "status": chunk.status,
             "error": chunk.error,
+            "key_id": chunk.key_id,
             "created_at": iso_datetime(chunk.created_at, zone),
             "stored_at": iso_datetime(chunk.stored_at, zone),
         }

@@ -146,10 +146,12 @@ class ChunkDownloadView(SessionScopedMixin, APIView):
         summary="Download a chunk's raw bytes",
         description=(
             "`ETag` is the sha256 of the raw bytes. When `Accept-Encoding` names the stored "
-            "algorithm (zstd, gzip) and no `Range` is asked, the stored bytes are sent as they "
-            "are with `Content-Encoding`. The bytes are checked against the sha256 recorded "
-            "for them before the first is sent: a chunk whose bytes are missing or changed is "
-            "marked `damaged` and answers 500 `chunk_damaged` with its `sequence`."
+            "algorithm (zstd, gzip), no `Range` is asked and the chunk is not encrypted "
+            "(`key_id` null), the stored bytes are sent as they are with `Content-Encoding`. "
+            "The bytes are checked against the sha256 recorded for them (an encrypted chunk's "
+            "are authenticated first) before the first is sent: a chunk whose bytes are "
+            "missing or changed is marked `damaged` and answers 500 `chunk_damaged` with its "
+            "`sequence`."
         ),
         parameters=[SEQUENCE, *DOWNLOAD_HEADERS],
         responses=DOWNLOAD_RESPONSES,
@@ -167,6 +169,7 @@ class ChunkDownloadView(SessionScopedMixin, APIView):
         coding = chunk.algorithm and get_codec(chunk.algorithm).content_encoding
         if (
             chunk.status == ChunkStatus.STORED
+            and not chunk.key_id
             and coding
             and "Range" not in request.headers
             and accepts_encoding(request.headers.get("Accept-Encoding"), coding)

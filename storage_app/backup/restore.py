@@ -18,8 +18,9 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from chunks_app.models import Chunk
+from chunks_app.sealing import upload_spool_key
 from chunks_app.selectors import chunk_sequences_complete
-from chunks_app.spool import SessionStream, get_spool, upload_spool_key
+from chunks_app.spool import SessionStream, get_spool
 from chunks_app.storage import ChunkStore, ChunkStoreError, get_chunk_store
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus
