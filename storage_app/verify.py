@@ -13,6 +13,7 @@ from chunks_app.models import Chunk
 from chunks_app.selectors import ChunkDamaged, chunk_read_raw
 from chunks_app.services import chunk_mark_damaged
 from chunks_app.storage import ChunkStoreError
+from core.encryption import KeyNotConfigured
 from core.errors import NotFound
 from core.progress import Progress
 from sessions_app.models import Session
@@ -51,10 +52,11 @@ def _damage_of(chunk: Chunk) -> str | None:
 
 
 def _verify_chunk(chunk: Chunk) -> list[str]:
-    """The chunk's problems; a damaged chunk is marked so."""
+    """The chunk's problems; a damaged chunk is marked so, one that cannot be read now (a store
+    failing, its key not configured) is reported only."""
     try:
         damage = _damage_of(chunk)
-    except ChunkStoreError as error:
+    except (ChunkStoreError, KeyNotConfigured) as error:
         return [f"unreadable: {error}"]
     if damage is None:
         return []
