@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from chunks_app.codecs import CodecError
 from chunks_app.storage import ChunkStoreError
+from core.encryption import KeyNotConfigured
 from core.errors import is_storage_full
 
 TRANSIENT_ERRORS = (ChunkStoreError, DatabaseError, OSError)
@@ -26,6 +27,10 @@ def chunk_process_task(self, chunk_id: str) -> str:
     except (services.ChunkDamaged, CodecError) as error:
         services.chunk_mark_failed(chunk_id=uuid.UUID(chunk_id), error=str(error))
         return "failed"
+    except KeyNotConfigured as error:
+        # Only configuring the key helps: the chunk waits for the watchdog, its error says which.
+        services.chunk_postpone(chunk_id=uuid.UUID(chunk_id), error=error.message)
+        return "postponed"
     except TRANSIENT_ERRORS as error:
         # A full disk stays full for longer than the retries last: wait for the watchdog at once.
         if is_storage_full(error) or self.request.retries >= settings.LUCID_TASK_MAX_RETRIES:
