@@ -1,8 +1,10 @@
-"""Figures from measurements: throughputs, percentiles, and the memory of processes from /proc."""
+"""Figures from measurements: throughputs, percentiles, and the memory and CPU time of processes
+from /proc."""
 
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 from bench.errors import BenchmarkError
@@ -26,11 +28,28 @@ def resident_bytes(pid: int, field: str) -> int:
     raise BenchmarkError(f"/proc/{pid}/status has no {field}")
 
 
-def process_tree_resident_bytes(pid: int, field: str) -> int:
-    """The largest figure among the process and its children (a Celery worker's pool)."""
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (gunicorn's workers, a Celery worker's pool)."""
     children = {
         int(child)
         for children_file in Path(f"/proc/{pid}/task").glob("*/children")
         for child in children_file.read_text().split()
     }
-    return max(resident_bytes(process, field) for process in [pid, *children])
+    return [pid, *(descendant for child in children for descendant in process_tree(child))]
+
+
+def process_tree_resident_bytes(pid: int, field: str) -> int:
+    """The largest figure among the process and its descendants."""
+    return max(resident_bytes(process, field) for process in process_tree(pid))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of the process (all its threads) so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    user_ticks, system_ticks = int(fields[11]), int(fields[12])
+    return (user_ticks + system_ticks) / os.sysconf("SC_CLK_TCK")
+
+
+def process_trees_cpu_seconds(pids: list[int]) -> float:
+    """CPU time so far of these processes and all their descendants, summed."""
+    return sum(cpu_seconds(process) for pid in pids for process in process_tree(pid))

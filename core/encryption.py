@@ -153,7 +153,7 @@ def _file_entries(path: Path) -> tuple[list[tuple[str, str]], list[str]]:
 def load_key_ring(*, keys_file: str = "", keys: str = "", active_key: str = "") -> KeyRing:
     """Parse and check a key configuration; `KeyConfigurationError` says what is wrong."""
     entries, warnings = _file_entries(Path(keys_file)) if keys_file else ([], [])
-    for number, entry in enumerate(keys.split(","), start=1):
+    for number, entry in enumerate(re.split(r"[,\n]", keys), start=1):
         entry = entry.split("#", 1)[0].strip()
         if entry:
             entries.append((entry, f"entry {number} of LUCID_ENCRYPTION_KEYS"))
