@@ -3,8 +3,10 @@
 import time
 
 import pytest
+from django.utils import timezone
 
 from chunks_app.models import Chunk
+from core.encryption import generate_key_line
 from pipeline_app import services
 from pipeline_app.tasks import chunk_process_task, pipeline_watchdog_task
 from sessions_app import tallies
@@ -182,6 +184,26 @@ def test_damaged_spool_marks_the_chunk_failed_at_once(api_client, recording, sto
     assert chunk.status == "failed"
     assert chunk.attempts == 1
     assert "9 bytes, not 3000" in chunk.error
+
+
+def test_a_chunk_spooled_under_a_key_not_configured_waits_for_it(api_client, recording, settings):
+    first, second = generate_key_line("first"), generate_key_line("second")
+    settings.LUCID_ENCRYPTION_KEYS, settings.LUCID_ENCRYPTION_ACTIVE_KEY = first, "first"
+    _pipeline(api_client, recording, "pause")
+    body = screen_like(3000)
+    put_chunk(api_client, recording, 0, body)
+    settings.LUCID_ENCRYPTION_KEYS, settings.LUCID_ENCRYPTION_ACTIVE_KEY = second, "second"
+
+    _pipeline(api_client, recording, "resume")
+
+    chunk = _wait_until_put_back(recording, attempts=1)
+    assert "key 'first'" in chunk.error
+    assert first.partition(":")[2] not in chunk.error
+    settings.LUCID_ENCRYPTION_KEYS = f"{first},{second}"
+    services.pipeline_recover(before=timezone.now())
+    (chunk,) = wait_until_settled(recording)
+    assert (chunk.status, chunk.key_id) == ("stored", "second")
+    assert body_of(download(api_client, recording, 0)) == body
 
 
 def test_delete_removes_every_file_of_the_session(api_client, recording, storage_paths):
