@@ -1,5 +1,6 @@
 """Writing backups: sessions, their chunks as stored and a manifest into one archive; rotation."""
 
+import hashlib
 import io
 import json
 import tarfile
@@ -12,13 +13,14 @@ from typing import BinaryIO
 from django.utils import timezone
 
 from chunks_app.models import Chunk
-from chunks_app.selectors import ChunkDamaged, chunk_read_stored
-from chunks_app.services import chunk_read_marking_damage
+from chunks_app.sealing import chunk_seal
+from chunks_app.selectors import ChunkDamaged, KeptFile, chunk_read_kept_file
+from chunks_app.services import chunk_mark_damaged
 from chunks_app.spool import SessionStream, get_spool
-from chunks_app.storage import ChunkNotFoundError
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus, CompressionAlgorithm
 from core.counters import counters_set
+from core.encryption import read_header
 from core.errors import NotFound, ValidationFailed
 from core.progress import ProgressFactory
 from sessions_app.choices import IngestMode, SessionStatus
@@ -70,7 +72,8 @@ class BackupResult:
 
 
 def _held_chunks(archive: Path, *, progress: ProgressFactory | None) -> tuple[str, dict]:
-    """The id of a previous archive and the stored_sha256 of each chunk it holds, by place."""
+    """The id of a previous archive and the stored_sha256 and key_id of each chunk it holds,
+    by place."""
     archive_require(archive)
     read_progress = mib_progress(progress, "read base", archive)
     manifest = None
@@ -83,7 +86,10 @@ def _held_chunks(archive: Path, *, progress: ProgressFactory | None) -> tuple[st
                     manifest = json.loads(member.read())
             try:
                 held = {
-                    (entry["session"], entry["sequence"]): entry["stored_sha256"]
+                    (entry["session"], entry["sequence"]): (
+                        entry["stored_sha256"],
+                        entry.get("key_id"),
+                    )
                     for entry in manifest["chunks"]
                 }
                 return str(manifest["id"]), held
@@ -119,7 +125,7 @@ def _session_refresh(session: Session) -> None:
         ) from None
 
 
-def _session_snapshot(session: Session) -> tuple[list[Chunk], bytes | None]:
+def _session_snapshot(session: Session) -> tuple[list[Chunk], KeptFile | None]:
     """The session's current fields, its chunks and the stream bytes past them, consistently.
 
     A stream still recording is locked meanwhile, so no chunk can be cut from it in between.
@@ -139,30 +145,47 @@ def _session_snapshot(session: Session) -> tuple[list[Chunk], bytes | None]:
         sequence, size = divmod(session.stream_offset, session.chunk_size)
         if not size or any(chunk.sequence == sequence for chunk in chunks):
             return chunks, None
-        try:
-            with get_spool().open(stream.spool_key(sequence)) as segment:
-                tail = segment.read(size)
-        except ChunkNotFoundError:
-            tail = b""
-        if len(tail) != size:
-            raise BackupError(
-                f"The acknowledged stream bytes of session {session.pk} past its last chunk are "
-                f"missing from the spool; run `manage.py verify --session {session.pk}`, or "
-                "leave the session out with --sessions."
-            )
-    return chunks, tail
+        return chunks, _stream_tail(stream, sequence=sequence, size=size)
 
 
-def _chunk_kept(chunk: Chunk) -> tuple[bytes, str, str]:
-    """The chunk's bytes as kept, checked against its row, with their algorithm and sha256.
+def _stream_tail(stream: SessionStream, *, sequence: int, size: int) -> KeptFile:
+    """The acknowledged `size` bytes of the open segment (call under `stream.locked()`), as
+    the archive keeps them: sealed again under the segment's key if it is sealed, since the
+    segment file may hold records past them that were never acknowledged."""
+    spool, key = get_spool(), stream.spool_key(sequence)
+    tail = stream.read(sequence=sequence, size=size) if spool.exists(key) else b""
+    if len(tail) != size:
+        raise BackupError(
+            f"The acknowledged stream bytes of session {stream.session_id} past its last chunk "
+            f"are missing from the spool; run `manage.py verify --session {stream.session_id}`, "
+            "or leave the session out with --sessions."
+        )
+    key_id = None
+    if key == stream.spool_key(sequence, sealed=True):
+        with spool.open(key) as segment:
+            key_id = read_header(segment)
+    content = chunk_seal([tail], session_id=stream.session_id, sequence=sequence, key_id=key_id)
+    return KeptFile(
+        content=b"".join(content),
+        algorithm=CompressionAlgorithm.NONE,
+        size=size,
+        sha256=hashlib.sha256(tail).hexdigest(),
+        key_id=key_id,
+    )
 
-    A chunk not stored yet comes raw from the spool; if the pipeline stores it meanwhile and
-    removes the spool file, from the store. Damage found is marked and raises `ChunkDamaged`.
+
+def _chunk_kept(chunk: Chunk) -> KeptFile:
+    """The chunk's file as kept (sealed or not), checked against its row.
+
+    A chunk not stored yet comes from the spool, in algorithm `none`; if the pipeline stores it
+    meanwhile and removes the spool file, from the store. Damage found is marked and raises
+    `ChunkDamaged`.
     """
-    data = b"".join(chunk_read_marking_damage(chunk_read_stored, chunk=chunk))
-    if chunk.storage_key:
-        return data, chunk.algorithm, chunk.stored_sha256
-    return data, CompressionAlgorithm.NONE, chunk.sha256
+    try:
+        return chunk_read_kept_file(chunk=chunk)
+    except ChunkDamaged as damage:
+        chunk_mark_damaged(chunk_id=damage.chunk_id, reason=damage.reason)
+        raise
 
 
 @dataclass
@@ -177,15 +200,20 @@ class _ArchiveWriter:
     chunks: list[dict] = field(default_factory=list)
     damaged: list[dict] = field(default_factory=list)
 
-    def add_session(self, session: Session, *, tail: bytes | None) -> None:
+    def add_session(self, session: Session, *, tail: KeptFile | None) -> None:
         name = session_member_name(session_id=session.pk)
         record = json.dumps(session_record(session), sort_keys=True).encode()
         digest = self._add(name, io.BytesIO(record), len(record))
         stream_tail = None
         if tail is not None:
-            member = tail_member_name(session_id=session.pk)
-            sha256 = self._add(member, io.BytesIO(tail), len(tail))
-            stream_tail = {"member": member, "size": len(tail), "sha256": sha256}
+            member = tail_member_name(session_id=session.pk, key_id=tail.key_id)
+            self._add(member, io.BytesIO(tail.content), len(tail.content))
+            stream_tail = {
+                "member": member,
+                "size": tail.size,
+                "sha256": tail.sha256,
+                "key_id": tail.key_id,
+            }
         self.sessions.append(
             {"id": str(session.pk), "member": name, "sha256": digest, "stream_tail": stream_tail}
         )
@@ -196,21 +224,28 @@ class _ArchiveWriter:
             self.damaged.append(damaged_entry(chunk, reason=chunk.error or "damaged"))
             return
         try:
-            data, algorithm, stored_sha256 = _chunk_kept(chunk)
+            kept = _chunk_kept(chunk)
         except ChunkDamaged as damage:
             self.damaged.append(damaged_entry(chunk, reason=damage.reason))
             return
         entry = chunk_entry(
-            chunk, algorithm=algorithm, stored_size=len(data), stored_sha256=stored_sha256
+            chunk,
+            algorithm=kept.algorithm,
+            stored_size=kept.size,
+            stored_sha256=kept.sha256,
+            key_id=kept.key_id,
         )
-        if self.held.get((entry["session"], entry["sequence"])) == stored_sha256:
+        if self.held.get((entry["session"], entry["sequence"])) == (kept.sha256, kept.key_id):
             self.chunks.append({**entry, "in_base": self.base_id})
             return
         name = chunk_member_name(
-            session_id=chunk.session_id, sequence=chunk.sequence, algorithm=algorithm
+            session_id=chunk.session_id,
+            sequence=chunk.sequence,
+            algorithm=kept.algorithm,
+            key_id=kept.key_id,
         )
         try:
-            self._add(name, io.BytesIO(data), len(data))
+            self._add(name, io.BytesIO(kept.content), len(kept.content))
         except OSError as error:
             raise BackupError(
                 f"Could not copy chunk {chunk.sequence} of session {chunk.session_id} "

@@ -9,7 +9,9 @@ from typing import Any
 from django.utils.dateparse import parse_datetime
 
 from chunks_app.models import Chunk
+from chunks_app.sealing import RAW_SUFFIX, SEALED_SUFFIX, stored_key
 from core.choices import CompressionAlgorithm
+from core.encryption import KEY_ID_PATTERN
 from core.errors import ApplicationError
 from sessions_app.choices import IngestMode, SessionStatus
 from sessions_app.fields import SESSION_RECORD_DATETIME_FIELDS, SESSION_RECORD_FIELDS
@@ -26,11 +28,15 @@ PROBLEMS_SHOWN = 5
 CREATE, EXTEND, UNCHANGED = "create", "extend", "unchanged"
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _ALGORITHMS = "|".join(CompressionAlgorithm.values)
+_KEY = KEY_ID_PATTERN.pattern
 SESSION_MEMBER = re.compile(rf"sessions/(?P<session>{_UUID})\.json")
 CHUNK_MEMBER = re.compile(
-    rf"chunks/(?P<session>{_UUID})/(?P<sequence>[0-9]{{12}})\.(?P<algorithm>{_ALGORITHMS})"
+    rf"chunks/(?P<session>{_UUID})/(?P<sequence>[0-9]{{12}})(?:\.(?P<key>{_KEY}))?"
+    rf"\.(?P<algorithm>{_ALGORITHMS})"
 )
-TAIL_MEMBER = re.compile(rf"streams/(?P<session>{_UUID})/tail\.raw")
+TAIL_MEMBER = re.compile(
+    rf"streams/(?P<session>{_UUID})/tail\.(?:{RAW_SUFFIX}|(?P<key>{_KEY})\.{SEALED_SUFFIX})"
+)
 ARCHIVE_NAME = re.compile(r"lucid-backup-.+\.tar\.zst")
 
 
@@ -57,6 +63,13 @@ class RestoreNeedsBase(BackupError):
     default_code = "restore_needs_base"
 
 
+class RestoreNeedsKey(BackupError):
+    """An archive whose members are sealed under keys that are not configured."""
+
+    status_code = 503
+    default_code = "encryption_key_missing"
+
+
 class RestoreConflict(BackupError):
     """Sessions of the archive exist in the database with other data."""
 
@@ -75,12 +88,17 @@ def session_member_name(*, session_id: uuid.UUID) -> str:
     return f"sessions/{session_id}.json"
 
 
-def chunk_member_name(*, session_id: uuid.UUID, sequence: int, algorithm: str) -> str:
-    return f"chunks/{session_id}/{sequence:012d}.{algorithm}"
+def chunk_member_name(
+    *, session_id: uuid.UUID, sequence: int, algorithm: str, key_id: str | None
+) -> str:
+    """The member of a chunk's file: named as the chunk store names it, under `chunks/`."""
+    key = stored_key(session_id=session_id, sequence=sequence, algorithm=algorithm, key_id=key_id)
+    return f"chunks/{key}"
 
 
-def tail_member_name(*, session_id: uuid.UUID) -> str:
-    return f"streams/{session_id}/tail.raw"
+def tail_member_name(*, session_id: uuid.UUID, key_id: str | None) -> str:
+    suffix = f"{key_id}.{SEALED_SUFFIX}" if key_id else RAW_SUFFIX
+    return f"streams/{session_id}/tail.{suffix}"
 
 
 @dataclass(frozen=True)
@@ -100,6 +118,7 @@ class ArchivedChunk(ListedChunk):
     algorithm: str
     stored_size: int
     stored_sha256: str
+    key_id: str | None
     member: str | None
     in_base: str | None
     stored_at: datetime | None
@@ -107,7 +126,12 @@ class ArchivedChunk(ListedChunk):
 
     @property
     def storage_key(self) -> str:
-        return f"{self.session_id}/{self.sequence:012d}.{self.algorithm}"
+        return stored_key(
+            session_id=self.session_id,
+            sequence=self.sequence,
+            algorithm=self.algorithm,
+            key_id=self.key_id,
+        )
 
 
 @dataclass(frozen=True)
@@ -119,9 +143,13 @@ class DamagedChunk(ListedChunk):
 
 @dataclass(frozen=True)
 class StreamTail:
+    """The member of a stream's acknowledged bytes past its last chunk: their size and sha256
+    (before sealing), and the key it is sealed under."""
+
     member: str
     size: int
     sha256: str
+    key_id: str | None
 
 
 @dataclass
@@ -225,12 +253,15 @@ def _listed_fields(entry: dict) -> dict[str, Any]:
     }
 
 
-def chunk_entry(chunk: Chunk, *, algorithm: str, stored_size: int, stored_sha256: str) -> dict:
+def chunk_entry(
+    chunk: Chunk, *, algorithm: str, stored_size: int, stored_sha256: str, key_id: str | None
+) -> dict:
     return {
         **_listed_entry(chunk),
         "algorithm": algorithm,
         "stored_size": stored_size,
         "stored_sha256": stored_sha256,
+        "key_id": key_id,
         "stored_at": _datetime_text(chunk.stored_at),
         "processing_ms": chunk.processing_ms,
     }
@@ -244,6 +275,14 @@ def damaged_from_entry(entry: dict) -> DamagedChunk:
     return DamagedChunk(**_listed_fields(entry), reason=str(entry["reason"]))
 
 
+def _key_id(entry: dict) -> str | None:
+    """The entry's `key_id`: None when plain, or in an archive written before keys existed."""
+    key_id = entry.get("key_id")
+    if key_id is not None and not (isinstance(key_id, str) and KEY_ID_PATTERN.fullmatch(key_id)):
+        raise ValueError(f"key_id {key_id!r} is not a key id")
+    return key_id
+
+
 def _chunk_from_entry(entry: dict) -> ArchivedChunk:
     member, in_base = entry.get("member"), entry.get("in_base")
     if (member is None) == (in_base is None):
@@ -253,6 +292,7 @@ def _chunk_from_entry(entry: dict) -> ArchivedChunk:
         algorithm=str(entry["algorithm"]),
         stored_size=int(entry["stored_size"]),
         stored_sha256=str(entry["stored_sha256"]),
+        key_id=_key_id(entry),
         member=member,
         in_base=in_base,
         stored_at=_datetime_value(entry.get("stored_at")),
@@ -269,7 +309,8 @@ def _listed_session(
 
 
 def sessions_from_manifest(manifest: dict) -> list[ArchivedSession]:
-    """The sessions a manifest lists, with their chunks; `damaged` may be absent (older ones)."""
+    """The sessions a manifest lists, with their chunks; `damaged` and `key_id` may be absent
+    (older ones)."""
     sessions: dict[uuid.UUID, ArchivedSession] = {}
     for entry in manifest["sessions"]:
         tail = entry.get("stream_tail")
@@ -277,7 +318,7 @@ def sessions_from_manifest(manifest: dict) -> list[ArchivedSession]:
             id=uuid.UUID(entry["id"]),
             member=str(entry["member"]),
             sha256=str(entry["sha256"]),
-            stream_tail=StreamTail(tail["member"], int(tail["size"]), tail["sha256"])
+            stream_tail=StreamTail(tail["member"], int(tail["size"]), tail["sha256"], _key_id(tail))
             if tail
             else None,
         )

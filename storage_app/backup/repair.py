@@ -1,14 +1,15 @@
 """Repairing chunks from a verified archive: damaged or missing files written again, rows `stored`.
 
 A chunk needs repair when its row is `damaged`, `stored` (or `failed` after cleanup found its
-file gone) while its file in the chunk store is missing or of another size, or `failed` while
-its bytes are missing from the spool.
+file gone) while its file in the chunk store is missing or of another size (a sealed file's
+records must end where its last byte's record ends), or `failed` while its bytes are missing
+from the spool.
 Flipped bytes in a file of the right size are found by `verify` or any read, which mark the
 chunk `damaged`. A chunk is repaired when the archive holds its bytes and they decompress to the
 row's sha256 (checked when the archive was verified, and the bytes again as they are copied):
-the file is written as archived, perhaps in another codec, and the row takes the archived codec,
-size and hashes, with the running totals and an audit entry, in one transaction. Nothing is
-deleted but a replaced file, so legal hold does not stand in the way.
+the file is written as archived, perhaps in another codec or under another key, and the row
+takes the archived codec, key, size and hashes, with the running totals and an audit entry, in
+one transaction. Nothing is deleted but a replaced file, so legal hold does not stand in the way.
 """
 
 import logging
@@ -23,10 +24,11 @@ from django.utils import timezone
 
 from chunks_app.models import Chunk
 from chunks_app.spool import get_spool
-from chunks_app.storage import ChunkNotFoundError, ChunkStoreError, get_chunk_store
+from chunks_app.storage import ChunkNotFoundError, ChunkStore, ChunkStoreError, get_chunk_store
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus
 from core.db import atomic_retried
+from core.encryption import AuthenticationFailed, record_boundary
 from core.progress import ProgressFactory
 from sessions_app import tallies
 from sessions_app.models import Session
@@ -85,15 +87,28 @@ def _problem(chunk: Chunk) -> str | None:
         return "file missing from the spool" if missing else None
     if chunk.status not in (ChunkStatus.STORED, ChunkStatus.FAILED):
         return None
+    store = get_chunk_store()
     try:
-        size = get_chunk_store().size(chunk.storage_key)
+        size = store.size(chunk.storage_key)
+        expected = _file_size(store, chunk)
     except ChunkNotFoundError:
         return "file missing from the chunk store"
-    if size < chunk.compressed_size:
-        return f"truncated in the chunk store: {size} of {chunk.compressed_size} bytes"
-    if size > chunk.compressed_size:
-        return f"size mismatch in the chunk store: {size} bytes, {chunk.compressed_size} recorded"
+    except AuthenticationFailed as error:
+        return f"not a whole sealed file in the chunk store: {error}"
+    if size < expected:
+        return f"truncated in the chunk store: {size} of {expected} bytes"
+    if size > expected:
+        return f"size mismatch in the chunk store: {size} bytes, {expected} expected"
     return None
+
+
+def _file_size(store: ChunkStore, chunk: Chunk) -> int:
+    """The size the chunk's file in the store has when whole: its compressed size, and if it is
+    sealed, up to the end of the record holding its last byte (record headers are read)."""
+    if chunk.key_id is None:
+        return chunk.compressed_size
+    with store.open(chunk.storage_key) as file:
+        return record_boundary(file, position=chunk.compressed_size)
 
 
 def _obstacle(chunk: Chunk, archived: ArchivedChunk | None, session: ArchivedSession) -> str | None:
@@ -145,10 +160,11 @@ def _planned(
     return planned
 
 
-def _chunk_repair(planned: _Planned, member: BinaryIO, *, archive_id: str) -> bool:
-    """Write the archived bytes, then make the row say so; False if the chunk is gone."""
+def _chunk_repair(planned: _Planned, member: BinaryIO, *, archive_id: str, expected: str) -> bool:
+    """Write the archived bytes as they are (sealed or not; `expected` is their sha256 as
+    verified), then make the row say so; False if the chunk is gone."""
     archived, store = planned.archived, get_chunk_store()
-    member_put(store, archived.storage_key, member, expected=archived.stored_sha256)
+    member_put(store, archived.storage_key, member, expected=expected)
 
     def repair() -> Chunk | None:
         chunk = Chunk.objects.select_for_update().filter(pk=planned.chunk_id).first()
@@ -166,6 +182,7 @@ def _chunk_repair(planned: _Planned, member: BinaryIO, *, archive_id: str) -> bo
             compressed_size=archived.stored_size,
             stored_sha256=archived.stored_sha256,
             storage_key=archived.storage_key,
+            key_id=archived.key_id,
             error="",
             stored_at=chunk.stored_at or archived.stored_at or timezone.now(),
         )
@@ -179,6 +196,7 @@ def _chunk_repair(planned: _Planned, member: BinaryIO, *, archive_id: str) -> bo
                 "problem": planned.repair.problem,
                 "status": chunk.status,
                 "algorithm": archived.algorithm,
+                "key_id": archived.key_id,
             },
         )
         return chunk
@@ -210,7 +228,8 @@ def _repairs_write(
             for name, member in archive_members(verified.path):
                 if (item := planned.pop(name, None)) is None:
                     continue
-                if _chunk_repair(item, member, archive_id=verified.archive_id):
+                expected = verified.member_sha256.get(name, "")
+                if _chunk_repair(item, member, archive_id=verified.archive_id, expected=expected):
                     result.repaired.append(item.repair)
                 if bar:
                     bar.advance()

@@ -148,6 +148,7 @@ def _session_rows_write(session: ArchivedSession, *, archive_id: str) -> bool:
                         compressed_size=chunk.stored_size,
                         stored_sha256=chunk.stored_sha256,
                         storage_key=chunk.storage_key,
+                        key_id=chunk.key_id,
                         processing_ms=chunk.processing_ms,
                         stored_at=chunk.stored_at or now,
                     )
@@ -193,9 +194,10 @@ def _session_rows_write(session: ArchivedSession, *, archive_id: str) -> bool:
 class _SessionFiles:
     """The files a restore writes for one session, removed again if its rows do not commit."""
 
-    def __init__(self, session: ArchivedSession, *, archive_id: str) -> None:
+    def __init__(self, session: ArchivedSession, *, verified: VerifiedArchive) -> None:
         self.session = session
-        self.archive_id = archive_id
+        self.archive_id = verified.archive_id
+        self.member_sha256 = verified.member_sha256
         self.chunks = {chunk.sequence: chunk for chunk in session.chunks}
         self.written: list[tuple[ChunkStore, str]] = []
         self.sequences_written: set[int] = set()
@@ -208,20 +210,25 @@ class _SessionFiles:
             chunk = self.chunks.get(int(match["sequence"]))
             if chunk is None or chunk.sequence not in self.session.chunks_to_write:
                 return False
-            self._put(get_chunk_store(), chunk.storage_key, member, chunk.stored_sha256)
+            self._put(get_chunk_store(), chunk.storage_key, name, member)
             self.sequences_written.add(chunk.sequence)
             return True
         if TAIL_MEMBER.fullmatch(name) and self.session.write_tail:
             chunk_size = self.session.record["chunk_size"]
             stream = SessionStream(session_id=self.session.id, chunk_size=chunk_size)
-            key = stream.spool_key(self.session.record["stream_offset"] // chunk_size)
-            self._put(get_spool(), key, member, self.session.stream_tail.sha256)
+            key = stream.spool_key(
+                self.session.record["stream_offset"] // chunk_size,
+                sealed=self.session.stream_tail.key_id is not None,
+            )
+            self._put(get_spool(), key, name, member)
             self.tail_written = True
         return False
 
-    def _put(self, store: ChunkStore, key: str, member: BinaryIO, sha256: str) -> None:
+    def _put(self, store: ChunkStore, key: str, name: str, member: BinaryIO) -> None:
+        """Copy the member as it is (sealed or not), which must be the bytes verified."""
         self.written.append((store, key))
-        self.bytes += member_put(store, key, member, expected=sha256)
+        expected = self.member_sha256.get(name, "")
+        self.bytes += member_put(store, key, member, expected=expected)
 
     def commit(self) -> bool:
         """Write the rows once every file is in place; True if the owner had to be created."""
@@ -297,7 +304,7 @@ def _sessions_restored(
                     if match := SESSION_MEMBER.fullmatch(name):
                         session = pending.pop(uuid.UUID(match["session"]), None)
                         if session is not None:
-                            files = _SessionFiles(session, archive_id=verified.archive_id)
+                            files = _SessionFiles(session, verified=verified)
                 elif files is not None and files.put(name, member) and bar:
                     bar.advance()
     except BaseException:

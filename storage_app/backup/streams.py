@@ -1,10 +1,12 @@
-"""An archive's bytes: hashing, its zstd frame, tar members, MiB progress, failing reads."""
+"""An archive's bytes: hashing, its zstd frame, tar members, unsealing, MiB progress, failing
+reads."""
 
 import hashlib
 import json
 import os
 import tarfile
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
@@ -12,8 +14,10 @@ from typing import BinaryIO
 import zstandard
 
 from chunks_app.codecs import CodecError
+from chunks_app.sealing import chunk_context
 from chunks_app.storage import ChunkStore, ChunkStoreError
 from core.durable import fsync_directory
+from core.encryption import unsealed_pieces
 from core.errors import NotFound
 from core.progress import Progress, ProgressFactory
 from core.sizes import MIB
@@ -50,43 +54,61 @@ class HashedReader:
         return self.hasher.hexdigest()
 
 
-class _ZstdFrameReader:
-    """The decompressed bytes of one zstd frame; a corrupt, cut or extended frame is an error."""
+class PiecesReader:
+    """A readable stream of the bytes an iterator yields, in pieces of any size."""
 
-    def __init__(self, source: BinaryIO, *, on_read: Callable[[int], None] | None = None) -> None:
-        self._source = source
-        self._decompressor = zstandard.ZstdDecompressor().decompressobj()
+    def __init__(self, pieces: Iterable[bytes]) -> None:
+        self._pieces = iter(pieces)
         self._buffer = bytearray()
         self._done = False
-        self._on_read = on_read
 
     def read(self, size: int = -1) -> bytes:
         while not self._done and (size < 0 or len(self._buffer) < size):
-            self._fill()
+            piece = next(self._pieces, None)
+            if piece is None:
+                self._done = True
+            else:
+                self._buffer += piece
         size = len(self._buffer) if size < 0 else size
         data = bytes(self._buffer[:size])
         del self._buffer[:size]
         return data
 
     def drain(self) -> None:
-        """Read to the end of the frame, which checks its checksum."""
         while self.read(READ_PIECE):
             pass
 
-    def _fill(self) -> None:
-        piece = self._source.read(COMPRESSED_PIECE)
-        if self._on_read:
-            self._on_read(len(piece))
+    def close(self) -> None:
+        """The source of the pieces stays open: its owner closes it."""
+
+
+def _zstd_frame(
+    source: BinaryIO, *, on_read: Callable[[int], None] | None = None
+) -> Iterator[bytes]:
+    """The decompressed bytes of one zstd frame; a corrupt, cut or extended frame is an error."""
+    decompressor = zstandard.ZstdDecompressor().decompressobj()
+    while True:
+        piece = source.read(COMPRESSED_PIECE)
+        if on_read:
+            on_read(len(piece))
         if not piece:
-            if not self._decompressor.eof:
+            if not decompressor.eof:
                 raise ArchiveDamaged("it is truncated: its zstd frame does not end")
-            self._done = True
             return
-        if self._decompressor.eof:
+        if decompressor.eof:
             raise ArchiveDamaged("bytes follow the end of its zstd frame")
-        self._buffer += self._decompressor.decompress(piece)
-        if self._decompressor.eof and self._decompressor.unused_data:
+        yield decompressor.decompress(piece)
+        if decompressor.eof and decompressor.unused_data:
             raise ArchiveDamaged("bytes follow the end of its zstd frame")
+
+
+def member_unsealed(
+    member: BinaryIO, *, session_id: uuid.UUID, sequence: int, key_id: str
+) -> PiecesReader:
+    """The plaintext of a member sealed for that chunk under `key_id`, each record authenticated
+    as it is read (`AuthenticationFailed` otherwise)."""
+    context = chunk_context(session_id=session_id, sequence=sequence)
+    return PiecesReader(unsealed_pieces(member, context=context, key_id=key_id))
 
 
 class MibProgress:
@@ -159,7 +181,7 @@ def archive_members(
 ) -> Iterator[tuple[str, BinaryIO]]:
     """Each member's name and bytes, in archive order; then the zstd frame is read to its end."""
     with archive.open("rb") as source:
-        reader = _ZstdFrameReader(source, on_read=on_read)
+        reader = PiecesReader(_zstd_frame(source, on_read=on_read))
         with tarfile.open(fileobj=reader, mode="r|") as tar:
             for member in tar:
                 extracted = tar.extractfile(member) if member.isfile() else None

@@ -2,6 +2,8 @@
 
 import hashlib
 import json
+import re
+import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from chunks_app.codecs import get_codec
 from chunks_app.merkle import merkle_root
 from chunks_app.models import Chunk
 from core.choices import CompressionAlgorithm
+from core.encryption import AuthenticationFailed, key_ring
 from core.progress import ProgressFactory
 from sessions_app.models import Session
 from storage_app.backup.format import (
@@ -33,6 +36,7 @@ from storage_app.backup.format import (
     BackupError,
     RestoreConflict,
     RestoreNeedsBase,
+    RestoreNeedsKey,
     chunk_member_name,
     listing,
     record_check,
@@ -45,6 +49,7 @@ from storage_app.backup.streams import (
     archive_members,
     archive_reading,
     archive_require,
+    member_unsealed,
     mib_progress,
 )
 
@@ -58,6 +63,7 @@ class VerifiedArchive:
     base_id: str | None
     created_at: str
     sessions: list[ArchivedSession]
+    member_sha256: dict[str, str]
     owners_missing: list[str] = field(default_factory=list)
 
     def sessions_to(self, action: str) -> list[ArchivedSession]:
@@ -66,8 +72,12 @@ class VerifiedArchive:
 
 @dataclass
 class _MemberDigest:
+    """A member's size and sha256 (of its bytes before sealing, if sealed), the sha256 of its
+    bytes as archived, and for chunks and stream tails the size and sha256 of the raw bytes."""
+
     sha256: str
     size: int
+    archived_sha256: str
     raw_sha256: str | None = None
     raw_size: int | None = None
 
@@ -77,24 +87,69 @@ class _ArchiveScan:
     manifest: dict | None = None
     digests: dict[str, _MemberDigest] = field(default_factory=dict)
     records: dict[str, dict] = field(default_factory=dict)
+    keys_missing: set[str] = field(default_factory=set)
 
 
-def _chunk_digest(stream: BinaryIO, *, algorithm: str) -> _MemberDigest:
-    """Hash the member's bytes and, decompressing them as they pass, its raw bytes."""
-    stored = HashedReader(stream)
+def _whole_digest(data: bytes) -> _MemberDigest:
+    sha256 = hashlib.sha256(data).hexdigest()
+    return _MemberDigest(sha256, len(data), sha256)
+
+
+def _chunk_digest(archived: HashedReader, stored: HashedReader, *, algorithm: str) -> _MemberDigest:
+    """Hash a chunk or stream tail member's bytes as `archived`, and as they pass, the bytes
+    before sealing (`stored`: the same reader if the member is plain) and, decompressing them,
+    the raw bytes."""
     raw_hasher, raw_size = hashlib.sha256(), 0
     with closing(get_codec(algorithm).open_decompressed(stored)) as raw:
         while piece := raw.read(READ_PIECE):
             raw_hasher.update(piece)
             raw_size += len(piece)
     stored.drain()
-    return _MemberDigest(stored.sha256, stored.size, raw_hasher.hexdigest(), raw_size)
+    archived.drain()
+    return _MemberDigest(
+        stored.sha256, stored.size, archived.sha256, raw_hasher.hexdigest(), raw_size
+    )
+
+
+def _member_sequence(match: re.Match, record: dict) -> int:
+    """The sequence a chunk or stream tail member is sealed for: a tail's is where its
+    session's stream ends, as the session's record (the member before) says."""
+    if sequence := match.groupdict().get("sequence"):
+        return int(sequence)
+    try:
+        return record["stream_offset"] // record["chunk_size"]
+    except (KeyError, TypeError, ZeroDivisionError):
+        raise ArchiveDamaged(
+            f"the record of session {match['session']} does not say where its stream ends"
+        ) from None
+
+
+def _member_digest(name: str, member: BinaryIO, match: re.Match, record: dict) -> _MemberDigest:
+    """The digest of a chunk or stream tail member, unsealed if it is sealed (under a key that
+    is configured); damage if it does not authenticate."""
+    algorithm = match.groupdict().get("algorithm") or CompressionAlgorithm.NONE
+    archived, key_id = HashedReader(member), match["key"]
+    if key_id is None:
+        return _chunk_digest(archived, archived, algorithm=algorithm)
+    unsealed = member_unsealed(
+        archived,
+        session_id=uuid.UUID(match["session"]),
+        sequence=_member_sequence(match, record),
+        key_id=key_id,
+    )
+    try:
+        return _chunk_digest(archived, HashedReader(unsealed), algorithm=algorithm)
+    except AuthenticationFailed as error:
+        raise ArchiveDamaged(
+            f"member {name!r} fails authentication under key '{key_id}' ({error}): its bytes "
+            "were changed after the backup was written"
+        ) from None
 
 
 def _archive_scan(archive: Path, *, progress: ProgressFactory | None) -> _ArchiveScan:
     """Read every member once: hashes, decompressed chunks, session records, the manifest."""
     scan = _ArchiveScan()
-    current_session = None
+    current_session, current_record = None, {}
     read_progress = mib_progress(progress, "verify", archive)
     try:
         for name, member in archive_members(archive, on_read=read_progress):
@@ -105,19 +160,21 @@ def _archive_scan(archive: Path, *, progress: ProgressFactory | None) -> _Archiv
             if name == MANIFEST:
                 data = member.read()
                 scan.manifest = json.loads(data)
-                scan.digests[name] = _MemberDigest(hashlib.sha256(data).hexdigest(), len(data))
+                scan.digests[name] = _whole_digest(data)
             elif match := SESSION_MEMBER.fullmatch(name):
                 data = member.read(RECORD_MAX_BYTES + 1)
                 if len(data) > RECORD_MAX_BYTES:
                     raise ArchiveDamaged(f"member {name!r} is too large for a session record")
-                current_session = match["session"]
-                scan.records[name] = json.loads(data)
-                scan.digests[name] = _MemberDigest(hashlib.sha256(data).hexdigest(), len(data))
+                current_session, current_record = match["session"], json.loads(data)
+                scan.records[name] = current_record
+                scan.digests[name] = _whole_digest(data)
             elif match := CHUNK_MEMBER.fullmatch(name) or TAIL_MEMBER.fullmatch(name):
                 if match["session"] != current_session:
                     raise ArchiveDamaged(f"member {name!r} is not next to its session's record")
-                algorithm = match.groupdict().get("algorithm") or CompressionAlgorithm.NONE
-                scan.digests[name] = _chunk_digest(member, algorithm=algorithm)
+                if match["key"] is not None and not key_ring().has(match["key"]):
+                    scan.keys_missing.add(match["key"])
+                    continue
+                scan.digests[name] = _member_digest(name, member, match, current_record)
             else:
                 raise ArchiveDamaged(f"member {name!r} is not part of a Lucid backup")
     finally:
@@ -152,7 +209,10 @@ def _session_problems(
             continue
         digest = scan.digests.get(chunk.member)
         member = chunk_member_name(
-            session_id=chunk.session_id, sequence=chunk.sequence, algorithm=chunk.algorithm
+            session_id=chunk.session_id,
+            sequence=chunk.sequence,
+            algorithm=chunk.algorithm,
+            key_id=chunk.key_id,
         )
         if chunk.member != member or digest is None:
             yield f"{where} is missing ({chunk.member})"
@@ -163,7 +223,8 @@ def _session_problems(
     tail = session.stream_tail
     if tail is not None:
         digest = scan.digests.get(tail.member)
-        if tail.member != tail_member_name(session_id=session.id) or digest is None:
+        member = tail_member_name(session_id=session.id, key_id=tail.key_id)
+        if tail.member != member or digest is None:
             yield f"the stream tail of session {session.id} is missing"
         elif (digest.sha256, digest.size) != (tail.sha256, tail.size):
             yield f"the stream tail of session {session.id} does not match its sha256"
@@ -247,6 +308,17 @@ def _owners_missing(sessions: list[ArchivedSession]) -> list[str]:
     return sorted(wanted - present)
 
 
+def _keys_missing(archive: Path, key_ids: list[str]) -> RestoreNeedsKey:
+    named = ", ".join(f"'{key_id}'" for key_id in key_ids)
+    keys = f"key {named}, which is" if len(key_ids) == 1 else f"keys {named}, which are"
+    return RestoreNeedsKey(
+        f"{archive} holds bytes sealed under {keys} not configured. Nothing was written: add "
+        f"{'it' if len(key_ids) == 1 else 'them'} to LUCID_ENCRYPTION_KEYS_FILE (or "
+        "LUCID_ENCRYPTION_KEYS), then run this again.",
+        extra={"key_ids": key_ids},
+    )
+
+
 def archive_verify(*, archive: Path, progress: ProgressFactory | None = None) -> VerifiedArchive:
     """Check every hash of the whole archive against its manifest; writes nothing."""
     archive = Path(archive)
@@ -266,6 +338,8 @@ def archive_verify(*, archive: Path, progress: ProgressFactory | None = None) ->
             sessions = sessions_from_manifest(manifest)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ArchiveDamaged(f"the manifest is not valid ({error})") from error
+        if scan.keys_missing:
+            raise _keys_missing(archive, sorted(scan.keys_missing))
         problems = [
             problem for session in sessions for problem in _session_problems(session, scan, base_id)
         ]
@@ -282,6 +356,7 @@ def archive_verify(*, archive: Path, progress: ProgressFactory | None = None) ->
         base_id=base_id,
         created_at=str(manifest.get("created_at", "")),
         sessions=sessions,
+        member_sha256={name: digest.archived_sha256 for name, digest in scan.digests.items()},
     )
 
 
