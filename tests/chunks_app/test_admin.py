@@ -4,6 +4,7 @@ import pytest
 from django.template.defaultfilters import filesizeformat
 
 from chunks_app.models import Chunk
+from core.encryption import generate_key_line
 from sessions_app.models import Session
 from tests.chunks_app.helpers import KIB, put_chunk, random_bytes, screen_like, wait_until_settled
 from tests.factories import SessionFactory
@@ -74,3 +75,24 @@ def test_the_list_searches_by_session_name(clients, recorded):
     response = clients["operator"].get(CHANGELIST, {"q": "morning"})
 
     assert response.context["cl"].result_count == 2
+
+
+def test_the_chunk_page_shows_its_key_id_and_the_list_filters_by_it(
+    clients, api_client, user, recorded, settings
+):
+    settings.LUCID_ENCRYPTION_KEYS = generate_key_line("key-2025")
+    settings.LUCID_ENCRYPTION_ACTIVE_KEY = "key-2025"
+    encrypted = SessionFactory(owner=user, name="night shift", status="recording")
+    put_chunk(api_client, encrypted, 0, screen_like(10 * KIB))
+    (chunk,) = wait_until_settled(encrypted)
+
+    page = clients["auditor"].get(f"{CHANGELIST}{chunk.pk}/change/").content.decode()
+    sealed = clients["auditor"].get(CHANGELIST, {"key_id__exact": "key-2025"}).content.decode()
+    plain = clients["auditor"].get(CHANGELIST, {"key_id__isnull": "True"}).content.decode()
+
+    assert "Key id" in page
+    assert "key-2025" in page
+    assert "night shift" in sealed
+    assert "morning shift" not in sealed
+    assert "morning shift" in plain
+    assert "night shift" not in plain

@@ -2,6 +2,8 @@
 
 import pytest
 
+from core.encryption import generate_key_line
+
 pytestmark = pytest.mark.django_db
 
 
@@ -67,3 +69,23 @@ def test_health_needs_no_credentials_and_leaves_no_files(anonymous_client, stora
 
     leftovers = [p for p in storage_paths.LUCID_CHUNK_STORE_PATH.rglob("*") if p.is_file()]
     assert leftovers == []
+
+
+def test_encryption_is_reported_disabled_without_keys(anonymous_client):
+    response = anonymous_client.get("/health")
+
+    assert response.status_code == 200
+    assert response.json()["checks"]["encryption"] == "disabled"
+
+
+def test_encryption_names_the_active_key_never_its_material(anonymous_client, settings):
+    lines = [generate_key_line("old"), generate_key_line("key-2025")]
+    settings.LUCID_ENCRYPTION_KEYS = ",".join(lines)
+    settings.LUCID_ENCRYPTION_ACTIVE_KEY = "key-2025"
+
+    response = anonymous_client.get("/health")
+
+    assert response.status_code == 200
+    assert response.json()["checks"]["encryption"] == "key-2025"
+    for line in lines:
+        assert line.split(":", 1)[1] not in response.content.decode()
