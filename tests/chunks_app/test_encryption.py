@@ -175,8 +175,10 @@ def sealed_recording(request, api_client, recording, keys) -> tuple[Session, byt
         pipeline(api_client, recording, "pause")
     ingest(api_client, recording, data, how="stream")
     stop(api_client, recording)
-    chunks = list(Chunk.objects.filter(session=recording))
-    expected = "received" if request.param == "spool" else "stored"
+    if request.param == "spool":
+        chunks, expected = list(Chunk.objects.filter(session=recording)), "received"
+    else:
+        chunks, expected = wait_until_settled(recording), "stored"
     assert {(chunk.status, chunk.key_id) for chunk in chunks} == {(expected, "A")}
     return recording, data
 
