@@ -7,10 +7,10 @@ step and a reader of the old name finds it gone and reads the row again.
 """
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import BinaryIO
 
-from core.encryption import key_ring, seal, unsealed_pieces
+from core.encryption import key_ring, seal, unsealed_into
 
 SEALED_SUFFIX = "sealed"
 RAW_SUFFIX = "raw"
@@ -39,26 +39,15 @@ def chunk_seal(
 
 def chunk_unsealed(
     file: BinaryIO, *, session_id: uuid.UUID, sequence: int, key_id: str | None, limit: int
-) -> bytes:
+) -> bytes | bytearray:
     """The plaintext of a chunk's kept file, at most `limit` bytes of it (more is damage anyway).
 
     Raises `AuthenticationFailed` for sealed bytes that are not the chunk's under `key_id`.
     """
     if key_id is None:
         return file.read(limit)
-    pieces = unsealed_pieces(
-        file, context=chunk_context(session_id=session_id, sequence=sequence), key_id=key_id
-    )
-    return b"".join(_first_bytes(pieces, limit))
-
-
-def _first_bytes(pieces: Iterator[bytes], limit: int) -> Iterator[bytes]:
-    taken = 0
-    for piece in pieces:
-        yield piece[: limit - taken]
-        taken += len(piece)
-        if taken >= limit:
-            return
+    context = chunk_context(session_id=session_id, sequence=sequence)
+    return unsealed_into(file, context=context, key_id=key_id, limit=limit)
 
 
 def stored_key(*, session_id: uuid.UUID, sequence: int, algorithm: str, key_id: str | None) -> str:

@@ -1,13 +1,15 @@
 """Reads of chunks: listing, the checked raw bytes of a chunk or a whole recording, the manifest."""
 
+import functools
 import hashlib
 import io
 import itertools
 import logging
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import BinaryIO, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
@@ -34,6 +36,7 @@ from sessions_app.selectors import SessionAccess
 
 MISSING_SEQUENCES_SHOWN = 1000
 AUTHENTICATION_FAILED = "authentication failed"
+Read = TypeVar("Read")
 logger = logging.getLogger(__name__)
 
 STORAGE_USED_CACHE_KEY = "lucid:storage:used-bytes"
@@ -117,24 +120,29 @@ def _mismatch(data: bytes, kept: _Kept) -> str | None:
     return None
 
 
-def _read_file(chunk: Chunk) -> tuple[_Kept, bytes]:
-    """Where the chunk's bytes are kept and the file's content there, as it is."""
+def _opened(chunk: Chunk, read: Callable[[_Kept, BinaryIO], Read]) -> tuple[_Kept, Read]:
+    """Where the chunk's bytes are kept, and what `read` makes of the file there."""
     kept = _kept(chunk)
     try:
         with kept.store.open(kept.key) as file:
-            return kept, file.read() if kept.key_id else file.read(kept.size + 1)
+            return kept, read(kept, file)
     except ChunkNotFoundError:
         chunk.refresh_from_db()
         if _kept(chunk).key != kept.key:  # stored or rewritten meanwhile, the old file removed
-            return _read_file(chunk)
+            return _opened(chunk, read)
         raise ChunkDamaged(chunk=chunk, reason=f"file missing from the {kept.place}") from None
 
 
-def _checked(chunk: Chunk, kept: _Kept, content: bytes) -> bytes:
-    """The plaintext of a kept file's `content`, checked; `ChunkDamaged` if wrong."""
+def _content(kept: _Kept, file: BinaryIO) -> bytes:
+    """The kept file as it is."""
+    return file.read() if kept.key_id else file.read(kept.size + 1)
+
+
+def _checked_plaintext(chunk: Chunk, kept: _Kept, file: BinaryIO) -> bytes | bytearray:
+    """The plaintext of a kept file, checked; `ChunkDamaged` if wrong."""
     try:
         data = chunk_unsealed(
-            io.BytesIO(content),
+            file,
             session_id=chunk.session_id,
             sequence=chunk.sequence,
             key_id=kept.key_id,
@@ -147,11 +155,11 @@ def _checked(chunk: Chunk, kept: _Kept, content: bytes) -> bytes:
     return data
 
 
-def _read_kept(chunk: Chunk) -> tuple[bytes, str]:
+def _read_kept(chunk: Chunk) -> tuple[bytes | bytearray, str]:
     """The chunk's kept bytes, read whole, unsealed and checked, and their codec;
     `ChunkDamaged` if wrong."""
-    kept, content = _read_file(chunk)
-    return _checked(chunk, kept, content), kept.algorithm
+    kept, data = _opened(chunk, functools.partial(_checked_plaintext, chunk))
+    return data, kept.algorithm
 
 
 @dataclass(frozen=True)
@@ -169,8 +177,8 @@ class KeptFile:
 def chunk_read_kept_file(*, chunk: Chunk) -> KeptFile:
     """The chunk's file as the chunk store (raw: the spool until stored) keeps it, checked by
     unsealing it; for copies that stay sealed, such as backups."""
-    kept, content = _read_file(chunk)
-    _checked(chunk, kept, content)
+    kept, content = _opened(chunk, _content)
+    _checked_plaintext(chunk, kept, io.BytesIO(content))
     return KeptFile(content, kept.algorithm, kept.size, kept.sha256, kept.key_id)
 
 
