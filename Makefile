@@ -55,4 +55,5 @@ clean:
 # The read-path benchmark needs the local PostgreSQL (it creates its own database).
 bench: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.encryption
 	$(BIN)/python -m bench.api

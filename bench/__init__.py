@@ -1,1 +1,2 @@
-"""Black-box benchmarks of the Lucid service: `python -m bench.ingest`, `python -m bench.api`."""
+"""Black-box benchmarks of the Lucid service: `python -m bench.ingest`, `python -m bench.api`,
+`python -m bench.encryption`."""

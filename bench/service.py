@@ -179,3 +179,49 @@ def wait_for_celery_worker(
         if answered.returncode == 0:
             return
     raise BenchmarkError(f"the Celery worker {node_name} did not answer:\n{log_tail(log_path)}")
+
+
+@dataclass(frozen=True)
+class Service:
+    """A started service: its port, its gunicorn master and its Celery worker, if any."""
+
+    port: int
+    server: Process
+    celery_worker: Process | None
+
+    @property
+    def pids(self) -> list[int]:
+        """The processes whose trees do the service's work."""
+        workers = [] if self.celery_worker is None else [self.celery_worker.pid]
+        return [self.server.pid, *workers]
+
+
+def start_service(
+    workdir: Path,
+    processes: Processes,
+    *,
+    credentials: Credentials,
+    port: int,
+    workers: int,
+    worker_concurrency: int = 1,
+    extra_environment: dict[str, str] | None = None,
+) -> Service:
+    """Migrate, create the user, start gunicorn (and a Celery worker when a broker is set).
+
+    Every started process is appended to `processes` at once, for the caller to stop.
+    """
+    environment = service_environment(
+        workdir, port=free_port(port), workers=workers, credentials=credentials
+    )
+    environment.update(extra_environment or {})
+    logs = workdir / "logs"
+    logs.mkdir(parents=True)
+    migrate(environment, logs)
+    server = start_gunicorn(environment, logs, processes)
+    celery_worker = None
+    if "CELERY_BROKER_URL" in environment:
+        celery_worker = start_celery_worker(
+            environment, logs, processes, concurrency=worker_concurrency
+        )
+    wait_for_port(server, environment, logs)
+    return Service(int(environment["PORT"]), server, celery_worker)

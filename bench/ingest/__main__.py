@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import secrets
 import sys
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -17,26 +16,10 @@ from bench.ingest.kinds import measure_kind
 from bench.ingest.report import WorkerMemory, print_report
 from bench.ingest.transfer import warm_up
 from bench.measure import process_tree_resident_bytes
-from bench.service import (
-    Credentials,
-    Process,
-    Processes,
-    free_port,
-    migrate,
-    service_environment,
-    start_celery_worker,
-    start_gunicorn,
-    wait_for_port,
-)
+from bench.service import Credentials, Processes, start_service
 from core.sizes import MIB
 
 DEFAULT_CLIENTS = 2
-
-
-@dataclass(frozen=True)
-class Service:
-    port: int
-    celery_worker: Process | None
 
 
 def parse_options(argv: list[str] | None) -> argparse.Namespace:
@@ -61,34 +44,17 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def start_service(
-    workdir: Path, options: argparse.Namespace, credentials: Credentials, processes: Processes
-) -> Service:
-    """Migrate, create the user, start gunicorn (and a Celery worker when a broker is set).
-
-    Every started process is appended to `processes` at once, for the caller to stop.
-    """
-    port = free_port(options.port)
-    environment = service_environment(
-        workdir, port=port, workers=options.workers, credentials=credentials
-    )
-    logs = workdir / "logs"
-    logs.mkdir()
-    migrate(environment, logs)
-    server = start_gunicorn(environment, logs, processes)
-    celery_worker = None
-    if "CELERY_BROKER_URL" in environment:
-        celery_worker = start_celery_worker(
-            environment, logs, processes, concurrency=options.worker_concurrency
-        )
-    wait_for_port(server, environment, logs)
-    return Service(port, celery_worker)
-
-
 def run(options: argparse.Namespace, workdir: Path, processes: Processes) -> None:
     credentials = Credentials(f"bench-{secrets.token_hex(4)}", secrets.token_urlsafe(24))
     progress(f"starting the service in {workdir}")
-    service = start_service(workdir, options, credentials, processes)
+    service = start_service(
+        workdir,
+        processes,
+        credentials=credentials,
+        port=options.port,
+        workers=options.workers,
+        worker_concurrency=options.worker_concurrency,
+    )
     token = obtain_tokens(service.port, credentials).access
     chunk_size = options.chunk_mib * MIB
     warm_up(service.port, token, clients=options.clients)
