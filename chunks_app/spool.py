@@ -146,13 +146,13 @@ class SessionStream:
         self._discard_after(sequence=sequence, position=position)
         if position == 0:
             return None
-        key_id = self._key_id(sequence)
+        key_id = self.segment_key_id(sequence)
         key = self.spool_key(sequence, sealed=key_id is not None)
         return Segment(sequence, position, self._hash(sequence), key, key_id)
 
     def read(self, *, sequence: int, size: int) -> bytes:
         """The first `size` plaintext bytes of a segment (fewer if it holds fewer)."""
-        key_id = self._key_id(sequence)
+        key_id = self.segment_key_id(sequence)
         path = self._path(sequence, sealed=key_id is not None)
         with self._os_errors("read"), self._authenticated(), open(path, "rb") as segment:
             return chunk_unsealed(
@@ -165,7 +165,7 @@ class SessionStream:
         sequence, position = divmod(offset, self.chunk_size)
         if position == 0 or not self._segment_exists(sequence):
             return False
-        if self._key_id(sequence) == key_id:
+        if self.segment_key_id(sequence) == key_id:
             return False
         content = self.read(sequence=sequence, size=position)
         target = self._path(sequence, sealed=True)
@@ -194,7 +194,7 @@ class SessionStream:
     def _segment_exists(self, sequence: int) -> bool:
         return any(self._path(sequence, sealed=sealed).exists() for sealed in (True, False))
 
-    def _key_id(self, sequence: int) -> str | None:
+    def segment_key_id(self, sequence: int) -> str | None:
         """The key the segment is sealed under (its header says), None if it is plain."""
         path = self._path(sequence, sealed=True)
         with self._os_errors("read"), self._authenticated():
@@ -219,7 +219,7 @@ class SessionStream:
             if key_id is not None:
                 self._write(fd, memoryview(header(key_id)))
             return _SegmentWriter(fd, key_id=key_id, context=context, position=0)
-        key_id = self._key_id(sequence)
+        key_id = self.segment_key_id(sequence)
         if key_id is not None:
             key_ring().cipher(key_id)
         with self._os_errors("open"):

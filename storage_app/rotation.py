@@ -18,14 +18,14 @@ from django.db import DatabaseError
 from django.db.models import Count, Q, QuerySet
 
 from chunks_app.models import Chunk
-from chunks_app.sealing import SEALED_SUFFIX, chunk_seal, stored_key, upload_spool_key
+from chunks_app.sealing import chunk_seal, stored_key, upload_spool_key
 from chunks_app.selectors import ChunkDamaged, chunk_read_stored
 from chunks_app.services import chunk_mark_damaged, session_files_delete
 from chunks_app.spool import SessionStream, get_spool
-from chunks_app.storage import ChunkNotFoundError, ChunkStore, ChunkStoreError, get_chunk_store
+from chunks_app.storage import ChunkStore, ChunkStoreError, get_chunk_store
 from core.choices import ChunkStatus
 from core.db import atomic_retried
-from core.encryption import AuthenticationFailed, KeyNotConfigured, key_ring, read_header
+from core.encryption import KeyNotConfigured, key_ring
 from core.errors import ValidationFailed
 from core.progress import ProgressFactory
 from sessions_app.choices import IngestMode, SessionStatus
@@ -184,16 +184,10 @@ def _stream_tails() -> Iterator[Session]:
 def _tail_needs_reseal(*, session: Session, key_id: str) -> bool:
     """Whether the session's open stream segment is kept other than under `key_id`."""
     stream = SessionStream(session_id=session.pk, chunk_size=session.chunk_size)
-    segment_key = stream.spool_key(session.stream_offset // session.chunk_size)
-    if not segment_key.endswith(SEALED_SUFFIX):
-        return get_spool().exists(segment_key)
-    try:
-        with get_spool().open(segment_key) as segment:
-            return read_header(segment) != key_id
-    except ChunkNotFoundError:
+    sequence = session.stream_offset // session.chunk_size
+    if not get_spool().exists(stream.spool_key(sequence)):
         return False
-    except AuthenticationFailed:
-        return True
+    return stream.segment_key_id(sequence) != key_id
 
 
 def _tail_reseal(*, session: Session, key_id: str) -> bool:

@@ -20,7 +20,6 @@ from chunks_app.spool import SessionStream, get_spool
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus, CompressionAlgorithm
 from core.counters import counters_set
-from core.encryption import read_header
 from core.errors import NotFound, ValidationFailed
 from core.progress import ProgressFactory
 from sessions_app.choices import IngestMode, SessionStatus
@@ -160,10 +159,7 @@ def _stream_tail(stream: SessionStream, *, sequence: int, size: int) -> KeptFile
             f"are missing from the spool; run `manage.py verify --session {stream.session_id}`, "
             "or leave the session out with --sessions."
         )
-    key_id = None
-    if key == stream.spool_key(sequence, sealed=True):
-        with spool.open(key) as segment:
-            key_id = read_header(segment)
+    key_id = stream.segment_key_id(sequence)
     content = chunk_seal([tail], session_id=stream.session_id, sequence=sequence, key_id=key_id)
     return KeptFile(
         content=b"".join(content),
