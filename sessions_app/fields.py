@@ -1,6 +1,7 @@
 """The session's field names, read by its serializer, its services, the backup format and tests."""
 
-SESSION_FIELDS_FIXED_AFTER_CREATED = ("chunk_size", "compression_algorithm", "compression_level")
+SESSION_RECORDING_FORMAT_FIELDS = ("chunk_size", "compression_algorithm", "compression_level")
+SESSION_FIELDS_FIXED_AFTER_CREATED = (*SESSION_RECORDING_FORMAT_FIELDS, "content_type")
 SESSION_TIMESTAMP_FIELDS = ("created_at", "updated_at", "started_at", "stopped_at")
 SESSION_TOTAL_FIELDS = ("chunk_count", "size", "compressed_size")
 
@@ -10,14 +11,16 @@ SESSION_API_FIELDS = (
     "owner",
     "host",
     "metadata",
+    "content_type",
     "status",
-    *SESSION_FIELDS_FIXED_AFTER_CREATED,
+    *SESSION_RECORDING_FORMAT_FIELDS,
     "retention_days",
     "legal_hold",
     *SESSION_TIMESTAMP_FIELDS,
     *SESSION_TOTAL_FIELDS,
     "compression_ratio",
     "complete",
+    "duration_ms",
 )
 """What the API shows of a session, in this order."""
 
@@ -29,6 +32,7 @@ SESSION_READ_ONLY_FIELDS = (
     *SESSION_TOTAL_FIELDS,
     "compression_ratio",
     "complete",
+    "duration_ms",
 )
 """What the API shows but never takes: the owner is the caller, the rest Lucid keeps."""
 
@@ -44,6 +48,7 @@ SESSION_RECORD_FIELDS = (
     "ingest_mode",
     "stream_offset",
     "merkle_root",
+    "duration_ms",
     *SESSION_RECORD_DATETIME_FIELDS,
 )
 """What a backup keeps of a session besides its id and owner; its chunks give the other totals

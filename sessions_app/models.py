@@ -9,6 +9,8 @@ from django.utils import timezone
 from core.choices import CompressionAlgorithm
 from sessions_app.choices import IngestMode, SessionStatus
 
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
 
 class Session(models.Model):
     """One RDP recording and the running totals of its chunks.
@@ -24,6 +26,7 @@ class Session(models.Model):
     )
     host = models.CharField(max_length=255, blank=True, default="")
     metadata = models.JSONField(default=dict, blank=True)
+    content_type = models.CharField(max_length=255, default=DEFAULT_CONTENT_TYPE)
     status = models.CharField(
         max_length=16, choices=SessionStatus.choices, default=SessionStatus.CREATED
     )
@@ -53,6 +56,8 @@ class Session(models.Model):
     last_data_at = models.DateTimeField(null=True, blank=True)
     merkle_root = models.CharField(max_length=64, blank=True, default="")
     complete = models.BooleanField(default=False)
+    # The last time mark's time, or the total given at stop; null while no mark says.
+    duration_ms = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -5,6 +5,7 @@ Stopping a recording also seals its chunks, so `chunks_app.services.session_stop
 """
 
 import json
+import re
 from functools import partial
 from typing import Any
 
@@ -20,11 +21,18 @@ from core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from core.sizes import MIB
 from sessions_app import tallies
 from sessions_app.choices import SessionStatus
-from sessions_app.fields import SESSION_FIELDS_FIXED_AFTER_CREATED, SESSION_WRITABLE_FIELDS
-from sessions_app.models import Session
+from sessions_app.fields import (
+    SESSION_FIELDS_FIXED_AFTER_CREATED,
+    SESSION_RECORDING_FORMAT_FIELDS,
+    SESSION_WRITABLE_FIELDS,
+)
+from sessions_app.models import DEFAULT_CONTENT_TYPE, Session
 from sessions_app.selectors import session_access_cache_key
 from sessions_app.tallies import tally_apply
 
+_TOKEN = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
+# RFC 9110 §8.3.1: type/subtype and parameters, each value a token or a quoted string.
+MEDIA_TYPE = re.compile(rf'{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|"[^"\\\r\n]*"))*')
 # Rounds of a deletion that find a new chunk busy, before the last one waits for it.
 DELETE_ROUNDS = 5
 # action -> (statuses it may start from, status it leads to, timestamp it sets)
@@ -89,12 +97,21 @@ def _validate_metadata(metadata: Any) -> None:
         )
 
 
+def _validate_content_type(content_type: str) -> None:
+    if not MEDIA_TYPE.fullmatch(content_type):
+        raise ValidationFailed(
+            "content_type must be a media type such as video/mp4.",
+            fields={"content_type": ["Not a media type (type/subtype[; name=value]…)."]},
+        )
+
+
 def session_create(
     *,
     owner: AbstractBaseUser,
     name: str,
     host: str = "",
     metadata: dict[str, Any] | None = None,
+    content_type: str = DEFAULT_CONTENT_TYPE,
     chunk_size: int | None = None,
     compression_algorithm: str | None = None,
     compression_level: int | None = None,
@@ -112,6 +129,7 @@ def session_create(
     if chunk_size is None:
         chunk_size = settings.LUCID_CHUNK_SIZE_MB * MIB
     _validate_metadata(metadata)
+    _validate_content_type(content_type)
     _validate_recording_format(chunk_size=chunk_size, algorithm=algorithm, level=compression_level)
 
     def create() -> Session:
@@ -120,6 +138,7 @@ def session_create(
             name=name,
             host=host,
             metadata=metadata,
+            content_type=content_type,
             chunk_size=chunk_size,
             compression_algorithm=algorithm,
             compression_level=compression_level,
@@ -152,7 +171,9 @@ def session_update(*, session: Session, data: dict[str, Any]) -> Session:
         )
     if "metadata" in changes:
         _validate_metadata(changes["metadata"])
-    if locked:
+    if "content_type" in changes:
+        _validate_content_type(changes["content_type"])
+    if set(locked) & set(SESSION_RECORDING_FORMAT_FIELDS):
         if "compression_algorithm" in changes and "compression_level" not in changes:
             algorithm = CompressionAlgorithm(changes["compression_algorithm"])
             changes["compression_level"] = algorithm.default_level

@@ -15,6 +15,12 @@ class SessionSerializer(serializers.ModelSerializer):
 
     owner = serializers.CharField(source="owner.username", read_only=True)
     metadata = serializers.JSONField(required=False, help_text="A JSON object of at most 64 KiB.")
+    content_type = serializers.CharField(
+        required=False,
+        max_length=255,
+        help_text="The recording's media type, served with `/recording` (`video/mp4`: playable); "
+        "only while the session is `created`.",
+    )
     chunk_size = serializers.IntegerField(
         required=False, help_text="Bytes per chunk; only while the session is `created`."
     )
@@ -25,6 +31,12 @@ class SessionSerializer(serializers.ModelSerializer):
         required=False, allow_null=True, min_value=0, help_text="null = the system default."
     )
     compression_ratio = serializers.FloatField(read_only=True, allow_null=True)
+    duration_ms = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="The last time mark's `time_ms`, or the total given by `Lucid-Duration-Ms` "
+        "at stop; null while unknown.",
+    )
     complete = serializers.BooleanField(
         read_only=True,
         help_text="True once stopped with sequences 0…n−1 all present (n: the chunk count; "
@@ -56,6 +68,7 @@ class SessionSerializer(serializers.ModelSerializer):
             "owner": session.owner.username,
             "host": session.host,
             "metadata": session.metadata,
+            "content_type": session.content_type,
             "status": session.status,
             "chunk_size": session.chunk_size,
             "compression_algorithm": session.compression_algorithm,
@@ -71,4 +84,5 @@ class SessionSerializer(serializers.ModelSerializer):
             "compressed_size": session.compressed_size,
             "compression_ratio": session.compression_ratio,
             "complete": session.complete,
+            "duration_ms": session.duration_ms,
         }
