@@ -29,6 +29,8 @@ class Chunk(models.Model):
     compressed_size = models.PositiveBigIntegerField(null=True, blank=True)
     stored_sha256 = models.CharField(max_length=64, blank=True, default="")
     storage_key = models.CharField(max_length=200, blank=True, default="")
+    # Where its first byte lies in the recording; null until every chunk before it is known.
+    offset = models.PositiveBigIntegerField(null=True, blank=True)
     # The key the bytes kept now (spool file, then stored object) are sealed under; None: plain.
     key_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - None is "not encrypted"
     error = models.TextField(blank=True, default="")
@@ -48,6 +50,7 @@ class Chunk(models.Model):
         indexes = [
             models.Index(fields=["session", "status", "sequence"]),
             models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["session", "offset"], name="chunk_session_offset_idx"),
         ]
 
     def __str__(self) -> str:
@@ -58,3 +61,29 @@ class Chunk(models.Model):
         if self.compressed_size is None or not self.size:
             return None
         return self.compressed_size / self.size
+
+
+class TimeMark(models.Model):
+    """Where media time `time_ms` begins in a session's bytes: byte `position` of chunk `sequence`.
+
+    A session's marks rise in time as they rise in place, so each time and each place is marked
+    once.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="time_marks")
+    sequence = models.PositiveBigIntegerField()
+    position = models.PositiveBigIntegerField()
+    time_ms = models.PositiveBigIntegerField()
+
+    class Meta:
+        ordering = ["session", "time_ms"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "time_ms"], name="time_mark_unique_time"),
+            models.UniqueConstraint(
+                fields=["session", "sequence", "position"], name="time_mark_unique_place"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}@{self.time_ms}ms"

@@ -17,7 +17,7 @@ from django.db.models import Count, Max, QuerySet
 
 from chunks_app.codecs import CodecError, get_codec
 from chunks_app.merkle import merkle_root
-from chunks_app.models import MAX_SEQUENCE, Chunk
+from chunks_app.models import MAX_SEQUENCE, Chunk, TimeMark
 from chunks_app.sealing import chunk_unsealed
 from chunks_app.spool import get_spool
 from chunks_app.storage import (
@@ -30,7 +30,7 @@ from chunks_app.storage import (
 from core.choices import CompressionAlgorithm
 from core.encryption import AuthenticationFailed
 from core.errors import ApplicationError, NotFound
-from sessions_app.choices import SessionStatus
+from sessions_app.choices import IngestMode, SessionStatus
 from sessions_app.models import Session
 from sessions_app.selectors import SessionAccess
 
@@ -209,25 +209,50 @@ def chunk_read_range(*, chunk: Chunk, start: int, end: int) -> Iterator[bytes]:
 
 @dataclass(frozen=True)
 class RecordingLayout:
-    """Where each chunk's bytes lie in the session's recording."""
+    """The recording's size and ETag, and where each chunk's bytes lie in it.
 
-    chunks: list[Chunk]
-    offsets: list[int]
+    A stopped session's chunks carry their offsets and its Merkle root was sealed at stop, so
+    finding the chunks of a range takes two indexed lookups however long the recording is.
+    Until then chunks may still arrive between others: the layout is worked out from all rows.
+    """
+
+    session_id: uuid.UUID
     size: int
     merkle_root: str | None
+    loaded: list[tuple[int, Chunk]] | None = None
+
+    def chunks_between(self, start: int, end: int) -> Iterator[tuple[int, Chunk]]:
+        """The chunks holding bytes `start`..`end` (inclusive), in order, with their offsets."""
+        if self.loaded is not None:
+            return (
+                (offset, chunk)
+                for offset, chunk in self.loaded
+                if offset <= end and start < offset + chunk.size
+            )
+        chunks = Chunk.objects.filter(session_id=self.session_id)
+        first = chunks.filter(offset__lte=start).order_by("-offset").first()
+        if first is None:
+            return iter(())
+        rest = chunks.filter(offset__gt=start, offset__lte=end).order_by("offset")
+        following = ((chunk.offset, chunk) for chunk in rest.iterator(chunk_size=100))
+        return itertools.chain(((first.offset, first),), following)
 
 
 def session_recording_layout(*, session: Session) -> RecordingLayout:
+    if session.status == SessionStatus.STOPPED:
+        return RecordingLayout(
+            session_id=session.pk, size=session.size, merkle_root=session.merkle_root or None
+        )
     chunks = list(chunk_list(session=session).order_by("sequence"))
-    offsets, position = [], 0
+    loaded, position = [], 0
     for chunk in chunks:
-        offsets.append(position)
+        loaded.append((position, chunk))
         position += chunk.size
     return RecordingLayout(
-        chunks=chunks,
-        offsets=offsets,
+        session_id=session.pk,
         size=position,
         merkle_root=merkle_root(chunk.sha256 for chunk in chunks),
+        loaded=loaded,
     )
 
 
@@ -243,11 +268,63 @@ def recording_read_range(*, layout: RecordingLayout, start: int, end: int) -> It
             start=max(start, offset) - offset,
             end=min(end, offset + chunk.size - 1) - offset,
         )
-        for chunk, offset in zip(layout.chunks, layout.offsets, strict=True)
-        if offset <= end and start < offset + chunk.size
+        for offset, chunk in layout.chunks_between(start, end)
     )
     first = next(readings, ())
     return itertools.chain(first, itertools.chain.from_iterable(readings))
+
+
+@dataclass(frozen=True)
+class PlacedMark:
+    """A time mark and the byte of the recording it marks (None while the chunks before its
+    chunk are not all there)."""
+
+    time_ms: int
+    offset: int | None
+
+
+def time_mark_list(*, session: Session | SessionAccess) -> QuerySet[TimeMark]:
+    return TimeMark.objects.filter(session_id=session.pk)
+
+
+def time_marks_placed(*, session: Session, marks: Iterable[TimeMark]) -> list[PlacedMark]:
+    """The marks with their offsets: a stream's from its fixed chunk size, uploaded chunks'
+    from where the chunks lie."""
+    marks = list(marks)
+    if session.ingest_mode == IngestMode.STREAM:
+        chunk_offsets = {mark.sequence: mark.sequence * session.chunk_size for mark in marks}
+    else:
+        rows = chunk_list(session=session).filter(sequence__in={mark.sequence for mark in marks})
+        chunk_offsets = dict(rows.values_list("sequence", "offset"))
+    return [
+        PlacedMark(
+            time_ms=mark.time_ms,
+            offset=None
+            if chunk_offsets.get(mark.sequence) is None
+            else chunk_offsets[mark.sequence] + mark.position,
+        )
+        for mark in marks
+    ]
+
+
+def time_mark_at(*, session: Session, at_ms: int) -> PlacedMark:
+    """The mark at or before media time `at_ms`."""
+    mark = time_mark_list(session=session).filter(time_ms__lte=at_ms).order_by("-time_ms").first()
+    if mark is None:
+        raise NotFound(
+            f"Session {session.pk} has no time mark at or before {at_ms} ms.",
+            code="time_mark_not_found",
+        )
+    return time_marks_placed(session=session, marks=[mark])[0]
+
+
+def recording_bytes_available(*, session: Session) -> int:
+    """How many of the recording's first bytes are in chunks and placed: all once stopped."""
+    if session.status == SessionStatus.STOPPED:
+        return session.size
+    placed = chunk_list(session=session).filter(offset__isnull=False).order_by("-offset")
+    last = placed.values_list("offset", "size").first()
+    return 0 if last is None else last[0] + last[1]
 
 
 def chunk_sequences_complete(*, session_id: uuid.UUID) -> bool:

@@ -11,9 +11,10 @@ from typing import Any, BinaryIO
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError
 from django.db.models import Q
+from django.utils import timezone
 
 from chunks_app.merkle import merkle_root
-from chunks_app.models import MAX_SEQUENCE, Chunk
+from chunks_app.models import MAX_SEQUENCE, Chunk, TimeMark
 from chunks_app.sealing import active_key_id, chunk_seal, upload_spool_key
 from chunks_app.selectors import ChunkDamaged, chunk_sequences_complete
 from chunks_app.signals import chunks_received
@@ -21,7 +22,7 @@ from chunks_app.spool import Segment, SessionStream, get_spool
 from chunks_app.storage import get_chunk_store
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus
-from core.db import atomic_retried, on_commit
+from core.db import atomic_retried, lock_rows, on_commit
 from core.errors import (
     ApplicationError,
     Conflict,
@@ -165,11 +166,13 @@ def chunk_ingest(
     body: BinaryIO | None,
     content_length: int | None,
     expected_sha256: bytes | None = None,
+    time_ms: int | None = None,
 ) -> tuple[Chunk, bool]:
     """Spool an uploaded chunk durably and queue it; returns the chunk and whether it is new.
 
     The same bytes under an existing sequence are an idempotent retry; other bytes conflict.
-    `content_length` is None for a chunked body, whose size is known once read.
+    `content_length` is None for a chunked body, whose size is known once read. `time_ms`
+    marks the media time of the chunk's first byte.
     """
     if not 0 <= sequence <= MAX_SEQUENCE:
         raise ValidationFailed(
@@ -189,7 +192,10 @@ def chunk_ingest(
             pass
         _check_digest(hasher=hasher, expected=expected_sha256)
         sha256 = hasher.hexdigest()
-        return _same_or_conflict(existing=existing, size=received.size, sha256=sha256), False
+        chunk = _same_or_conflict(existing=existing, size=received.size, sha256=sha256)
+        if time_ms is not None:
+            atomic_retried(lambda: _time_mark_add_locked(chunk=chunk, time_ms=time_ms))
+        return chunk, False
 
     with _lost_to_deletion(session):
         key_id = active_key_id()
@@ -204,7 +210,7 @@ def chunk_ingest(
         chunk.sha256 = hasher.hexdigest()
         try:
             _check_digest(hasher=hasher, expected=expected_sha256)
-            atomic_retried(lambda: _record_upload(session=session, chunk=chunk))
+            atomic_retried(lambda: _record_upload(session=session, chunk=chunk, time_ms=time_ms))
         except IntegrityError:
             spool.delete(chunk.spool_key)
             existing = Chunk.objects.filter(session=session, sequence=sequence).first()
@@ -214,14 +220,122 @@ def chunk_ingest(
         except BaseException:
             spool.delete(chunk.spool_key)
             raise
-        return chunk, True
+    chunk_offsets_settle(session_id=session.pk)
+    return chunk, True
 
 
-def _record_upload(*, session: Session, chunk: Chunk) -> None:
+def _record_upload(*, session: Session, chunk: Chunk, time_ms: int | None) -> None:
     if not _count_chunks_in(session=session, chunks=[chunk]):
         raise _not_recording_now(session)
+    chunk.offset = _offset_after(session_id=session.pk, sequence=chunk.sequence)
     chunk.save(force_insert=True)
+    if time_ms is not None:
+        _time_mark_add(session=session, sequence=chunk.sequence, position=0, time_ms=time_ms)
     chunks_received.send(sender=Chunk, session=session, chunk_ids=[chunk.id])
+
+
+def _offset_after(*, session_id: uuid.UUID, sequence: int) -> int | None:
+    """Where chunk `sequence` begins, if the chunk before it is there and placed."""
+    if sequence == 0:
+        return 0
+    before = Chunk.objects.filter(session_id=session_id, sequence=sequence - 1)
+    placed = before.values_list("offset", "size").first()
+    if placed is None or placed[0] is None:
+        return None
+    return placed[0] + placed[1]
+
+
+def chunk_offsets_settle(*, session_id: uuid.UUID) -> None:
+    """Place the chunks that follow, without a gap, the last placed chunk.
+
+    Uploads that arrive out of order, or commit in another order than they began, leave chunks
+    unplaced; each upload settles what it can once it committed, and stop places the rest.
+    Every offset is the sum of the sizes before it, so concurrent settlements agree.
+    """
+    unplaced = Chunk.objects.filter(session_id=session_id, offset__isnull=True)
+    first = unplaced.order_by("sequence").values_list("sequence", flat=True).first()
+    if first is None:
+        return
+    position = _offset_after(session_id=session_id, sequence=first)
+    if position is None:
+        return
+    placed = []
+    for chunk in unplaced.order_by("sequence").only("pk", "sequence", "size").iterator():
+        if chunk.sequence != first + len(placed):
+            break
+        chunk.offset = position
+        position += chunk.size
+        placed.append(chunk)
+    Chunk.objects.bulk_update(placed, ["offset"], batch_size=1000)
+
+
+def _chunks_place_all(*, session_id: uuid.UUID) -> list[str]:
+    """Give every chunk its offset in the recording as it is now (the chunks there, in sequence
+    order); returns their sha256s in that order. For a session that takes no more chunks."""
+    chunks = Chunk.objects.filter(session_id=session_id).order_by("sequence")
+    hashes, moved, position = [], [], 0
+    for chunk in chunks.only("pk", "size", "offset", "sha256").iterator(chunk_size=2000):
+        hashes.append(chunk.sha256)
+        if chunk.offset != position:
+            chunk.offset = position
+            moved.append(chunk)
+        position += chunk.size
+    Chunk.objects.bulk_update(moved, ["offset"], batch_size=1000)
+    return hashes
+
+
+class TimeMarkConflict(Conflict):
+    """A time mark that contradicts the session's others: time must rise with the place."""
+
+    default_code = "time_mark_conflict"
+
+
+def _mark_json(mark: TimeMark | None) -> dict | None:
+    if mark is None:
+        return None
+    return {"time_ms": mark.time_ms, "sequence": mark.sequence, "position": mark.position}
+
+
+def _time_mark_add(*, session: Session, sequence: int, position: int, time_ms: int) -> None:
+    """Mark media time `time_ms` at byte `position` of chunk `sequence`, inside the caller's
+    transaction, which holds the session's row; the same mark again changes nothing."""
+    marks = TimeMark.objects.filter(session_id=session.pk)
+    here = Q(sequence=sequence, position=position)
+    same = marks.filter(here).first()
+    if same is not None and same.time_ms == time_ms:
+        return
+    before = Q(sequence__lt=sequence) | Q(sequence=sequence, position__lt=position)
+    after = Q(sequence__gt=sequence) | Q(sequence=sequence, position__gt=position)
+    previous = marks.filter(before).order_by("-sequence", "-position").first()
+    following = marks.filter(after).order_by("sequence", "position").first()
+    if (
+        same is not None
+        or (previous is not None and previous.time_ms >= time_ms)
+        or (following is not None and following.time_ms <= time_ms)
+    ):
+        raise TimeMarkConflict(
+            f"A time mark of {time_ms} ms here contradicts the session's marks: times must "
+            "rise with the byte offset, and a place is marked once.",
+            extra={
+                "time_ms": time_ms,
+                "marked_here": _mark_json(same),
+                "previous": _mark_json(previous),
+                "next": _mark_json(following),
+            },
+        )
+    TimeMark.objects.create(session=session, sequence=sequence, position=position, time_ms=time_ms)
+    if following is None:
+        Session.objects.filter(pk=session.pk).update(duration_ms=time_ms)
+        session.duration_ms = time_ms
+
+
+def _time_mark_add_locked(*, chunk: Chunk, time_ms: int) -> None:
+    """Mark an existing chunk's first byte, holding the session's row against other marks."""
+    session = lock_rows(Session.objects.filter(pk=chunk.session_id), updated_at=timezone.now())
+    row = session.first()
+    if row is None:
+        raise _session_gone(chunk.session)
+    _time_mark_add(session=row, sequence=chunk.sequence, position=0, time_ms=time_ms)
 
 
 def _check_digest(*, hasher, expected: bytes | None) -> None:
@@ -241,15 +355,23 @@ def _chunks_from_segments(*, session: Session, segments: list[Segment]) -> list[
             sha256=segment.sha256,
             spool_key=segment.spool_key,
             key_id=segment.key_id,
+            offset=segment.sequence * session.chunk_size,
         )
         for segment in segments
     ]
 
 
 def session_stream_append(
-    *, session: Session, body: BinaryIO | None, content_length: int | None
+    *,
+    session: Session,
+    body: BinaryIO | None,
+    content_length: int | None,
+    time_ms: int | None = None,
 ) -> StreamAppendResult:
-    """Append the body to the session's byte stream; every full `chunk_size` becomes a chunk."""
+    """Append the body to the session's byte stream; every full `chunk_size` becomes a chunk.
+
+    `time_ms` marks the media time of the append's first byte.
+    """
     _require_recording(session)
     _claim_ingest_mode(session=session, mode=IngestMode.STREAM)
     stream = SessionStream(session_id=session.pk, chunk_size=session.chunk_size)
@@ -266,6 +388,11 @@ def session_stream_append(
             ).update(stream_offset=offset + received)
             if not advanced or not _count_chunks_in(session=session, chunks=chunks):
                 raise _not_recording_now(session)
+            if time_ms is not None:
+                sequence, position = divmod(offset, session.chunk_size)
+                _time_mark_add(
+                    session=session, sequence=sequence, position=position, time_ms=time_ms
+                )
             Chunk.objects.bulk_create(chunks)
             chunk_ids = [chunk.id for chunk in chunks]
             chunks_received.send(sender=Chunk, session=session, chunk_ids=chunk_ids)
@@ -279,27 +406,38 @@ def session_stream_append(
     )
 
 
-def session_stop(*, session: Session) -> Session:
-    """Stop recording: flush the stream's tail into a last chunk, seal the manifest and note
-    whether any sequence is missing (`complete`); a session with gaps stops all the same."""
+def session_stop(*, session: Session, duration_ms: int | None = None) -> Session:
+    """Stop recording: flush the stream's tail into a last chunk, place every chunk in the
+    recording, seal the manifest and note whether any sequence is missing (`complete`); a
+    session with gaps stops all the same. `duration_ms` is the recording's total duration."""
     stream = SessionStream(session_id=session.pk, chunk_size=session.chunk_size)
     with _lost_to_deletion(session), stream.locked():
         session.refresh_from_db()
 
         def stop() -> None:
             session_services.session_transition(session=session, action="stop")
+            sealed: dict[str, object] = {}
+            if duration_ms is not None:
+                _duration_check(session=session, duration_ms=duration_ms)
+                sealed["duration_ms"] = duration_ms
             if session.ingest_mode == IngestMode.STREAM:
                 session_stream_seal(session=session)
-            hashes = Chunk.objects.filter(session=session).order_by("sequence")
-            session.merkle_root = merkle_root(hashes.values_list("sha256", flat=True)) or ""
-            session.complete = chunk_sequences_complete(session_id=session.pk)
-            Session.objects.filter(pk=session.pk).update(
-                merkle_root=session.merkle_root, complete=session.complete
-            )
+            sealed["merkle_root"] = merkle_root(_chunks_place_all(session_id=session.pk)) or ""
+            sealed["complete"] = chunk_sequences_complete(session_id=session.pk)
+            Session.objects.filter(pk=session.pk).update(**sealed)
 
         atomic_retried(stop)
     session.refresh_from_db()
     return session
+
+
+def _duration_check(*, session: Session, duration_ms: int) -> None:
+    last = TimeMark.objects.filter(session_id=session.pk).order_by("-time_ms").first()
+    if last is not None and duration_ms < last.time_ms:
+        raise TimeMarkConflict(
+            f"The duration of {duration_ms} ms ends before the last time mark ({last.time_ms} ms).",
+            extra={"duration_ms": duration_ms, "previous": _mark_json(last)},
+        )
 
 
 def session_stream_seal(*, session: Session) -> Chunk | None:

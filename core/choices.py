@@ -26,6 +26,7 @@ class AuditAction(models.TextChoices):
     LOGIN_FAILED = "login_failed", "Login failed"
     CHUNK_DAMAGED = "chunk_damaged", "Chunk found damaged"
     CHUNK_REPAIRED = "chunk_repaired", "Chunk repaired from a backup"
+    PLAYLIST_ISSUED = "playlist_issued", "Playlist issued"
 
 
 class ChunkStatus(models.TextChoices):

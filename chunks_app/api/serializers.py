@@ -133,3 +133,21 @@ class SystemStatisticsSerializer(serializers.Serializer):
     compression_ratio = serializers.FloatField(allow_null=True)
     backlog_bytes = serializers.IntegerField()
     storage = StorageSerializer()
+
+
+class TimeMarkSerializer(serializers.Serializer):
+    """Media time `time_ms` begins at byte `offset` of the recording."""
+
+    time_ms = serializers.IntegerField()
+    offset = serializers.IntegerField(
+        allow_null=True, help_text="Null while chunks uploaded before it are missing."
+    )
+
+
+class TimelineSerializer(serializers.Serializer):
+    """A page of the recording's time marks, in time order."""
+
+    duration_ms = serializers.IntegerField(allow_null=True)
+    marks = TimeMarkSerializer(many=True)
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)

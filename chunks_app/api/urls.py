@@ -27,5 +27,11 @@ urlpatterns = [
     re_path(
         rf"{SESSION}/manifest/?$", views.SessionManifestView.as_view(), name="session-manifest"
     ),
+    re_path(
+        rf"{SESSION}/timeline/?$", views.SessionTimelineView.as_view(), name="session-timeline"
+    ),
+    re_path(
+        rf"{SESSION}/playlist\.m3u8$", views.SessionPlaylistView.as_view(), name="session-playlist"
+    ),
     *session_urlpatterns,
 ]

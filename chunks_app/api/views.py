@@ -1,11 +1,13 @@
 """HTTP endpoints of chunks: ingest, listing, downloads, the manifest, stop and statistics."""
 
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from chunks_app import selectors, services
@@ -15,17 +17,28 @@ from chunks_app.api.serializers import (
     SessionStatisticsSerializer,
     StreamAppendSerializer,
     SystemStatisticsSerializer,
+    TimelineSerializer,
+    TimeMarkSerializer,
 )
 from chunks_app.codecs import get_codec
 from chunks_app.filtersets import ChunkFilterSet
-from chunks_app.models import Chunk
+from chunks_app.models import Chunk, TimeMark
+from chunks_app.playlist import session_playlist_issue
 from chunks_app.statistics import session_statistics, system_statistics
+from core.api.authentication import PlaybackTokenAuthentication, playback_grant_check
+from core.api.negotiation import MediaNegotiation
 from core.api.schema import error_responses
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus
+from core.errors import ValidationFailed
 from core.http.bodies import request_body
 from core.http.digest import parse_content_digest
 from core.http.downloads import accepts_encoding, byte_response, encoded_response
+from core.http.milliseconds import (
+    DURATION_HEADER,
+    TIME_MARK_HEADER,
+    header_milliseconds,
+)
 from sessions_app.api.serializers import SessionSerializer
 from sessions_app.api.views import SESSIONS_DESCRIPTION, control_schema
 from sessions_app.models import Session
@@ -40,12 +53,36 @@ DOWNLOAD_HEADERS = [
     OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, description="An ETag."),
     OpenApiParameter("If-Range", str, OpenApiParameter.HEADER, description="An ETag."),
 ]
+TIME_MARK = OpenApiParameter(
+    TIME_MARK_HEADER,
+    int,
+    OpenApiParameter.HEADER,
+    description="Media time (ms since the recording's start) of the first byte sent. Marks rise "
+    "in time as they rise in offset: a contradicting mark is 409 `time_mark_conflict` and "
+    "nothing is stored.",
+)
 DOWNLOAD_RESPONSES = {
     (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, "The raw bytes."),
     (206, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, "A byte range."),
     304: OpenApiResponse(description="Not modified (If-None-Match)."),
     **error_responses(404, 416, 500),
 }
+
+
+PLAYLIST_MEDIA_TYPE = "application/vnd.apple.mpegurl"
+
+
+def _time_mark(request: Request) -> int | None:
+    return header_milliseconds(request, name=TIME_MARK_HEADER, code="invalid_time_mark")
+
+
+def _at_ms(value: str) -> int:
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise ValidationFailed(
+            "at_ms must be a whole number of milliseconds (0 or more).",
+            fields={"at_ms": ["Not a whole, non-negative number of milliseconds."]},
+        )
+    return int(value)
 
 
 class SessionScopedMixin:
@@ -114,6 +151,7 @@ class ChunkDetailView(SessionScopedMixin, APIView):
             OpenApiParameter(
                 "Content-Digest", str, OpenApiParameter.HEADER, description="sha-256=:<base64>:"
             ),
+            TIME_MARK,
         ],
         responses={
             201: ChunkSerializer,
@@ -130,6 +168,7 @@ class ChunkDetailView(SessionScopedMixin, APIView):
             body=body,
             content_length=body.length,
             expected_sha256=parse_content_digest(request.headers.get("Content-Digest")),
+            time_ms=_time_mark(request),
         )
         return Response(
             ChunkSerializer(chunk).data,
@@ -209,13 +248,15 @@ class SessionStreamView(SessionScopedMixin, APIView):
             "announced end (400 `incomplete_body`) adds nothing."
         ),
         request=BINARY_BODY,
+        parameters=[TIME_MARK],
         responses={200: StreamAppendSerializer, **error_responses(400, 404, 409, 411, 503, 507)},
     )
     def post(self, request: Request, session_id: str) -> Response:
         session = self.get_session()
+        time_ms = _time_mark(request)
         body = request_body(request)
         result = services.session_stream_append(
-            session=session, body=body, content_length=body.length
+            session=session, body=body, content_length=body.length, time_ms=time_ms
         )
         return Response(StreamAppendSerializer(result).data)
 
@@ -224,6 +265,11 @@ class SessionRecordingView(SessionScopedMixin, APIView):
     """The whole session's raw bytes in sequence order, with ranges across chunk borders."""
 
     recorder_operations = ("get",)
+    authentication_classes = [
+        PlaybackTokenAuthentication,
+        *api_settings.DEFAULT_AUTHENTICATION_CLASSES,
+    ]
+    content_negotiation_class = MediaNegotiation
 
     @extend_schema(
         summary="Download the whole recording",
@@ -231,12 +277,16 @@ class SessionRecordingView(SessionScopedMixin, APIView):
             "`ETag` is the session's Merkle root. Each chunk is checked before its first byte "
             "is sent, and a damaged one is marked `damaged`: when it is the first chunk asked "
             "for, the answer is 500 `chunk_damaged` with its `sequence`; when a later one, the "
-            "connection is closed before the announced `Content-Length` is reached."
+            "connection is closed before the announced `Content-Length` is reached. Served "
+            "with the session's `content_type`. `?token=` from a playlist stands in for the "
+            "credentials (GET only); a token that is tampered with, expired or of another "
+            "session is 403."
         ),
         parameters=DOWNLOAD_HEADERS,
-        responses=DOWNLOAD_RESPONSES,
+        responses={**DOWNLOAD_RESPONSES, **error_responses(403)},
     )
     def get(self, request: Request, session_id: str):
+        playback_grant_check(request, session_id=session_id)
         session = self.get_session()
         audit_record(
             action=AuditAction.RECORDING_DOWNLOADED,
@@ -252,7 +302,81 @@ class SessionRecordingView(SessionScopedMixin, APIView):
             open_bytes=lambda start, end: services.chunk_read_marking_damage(
                 selectors.recording_read_range, layout=layout, start=start, end=end
             ),
+            content_type=session.content_type,
         )
+
+
+class SessionTimelineView(SessionScopedMixin, generics.GenericAPIView):
+    """Where media time lies in the recording: its time marks, or the one at a given time."""
+
+    recorder_operations = ("get",)
+    ordering = ("time_ms",)
+    ordering_is_unique = True
+    filter_backends = []
+
+    @extend_schema(
+        summary="The recording's time marks",
+        description=(
+            "Marks in time order, keyset-paginated (`next`, `previous`). A mark's `offset` is "
+            "null while chunks uploaded before it are missing. `?at_ms=T` gives the one mark "
+            "at or before T (in `marks`, and at the top level); 404 `time_mark_not_found` if "
+            "there is none."
+        ),
+        parameters=[
+            OpenApiParameter("at_ms", int, description="A media time in ms."),
+        ],
+        responses={200: TimelineSerializer, **error_responses(400, 404)},
+    )
+    def get(self, request: Request, session_id: str) -> Response:
+        session = self.get_session()
+        at_ms = request.query_params.get("at_ms")
+        if at_ms is not None:
+            mark = selectors.time_mark_at(session=session, at_ms=_at_ms(at_ms))
+            body = {"duration_ms": session.duration_ms, "marks": [mark]}
+            page = TimelineSerializer(body | {"next": None, "previous": None}).data
+            return Response({**page, **TimeMarkSerializer(mark).data})
+        page = self.paginate_queryset(selectors.time_mark_list(session=session))
+        marks = selectors.time_marks_placed(session=session, marks=page)
+        body = {
+            "duration_ms": session.duration_ms,
+            "marks": marks,
+            "next": self.paginator.get_next_link(),
+            "previous": self.paginator.get_previous_link(),
+        }
+        return Response(TimelineSerializer(body).data)
+
+    def get_queryset(self):
+        return TimeMark.objects.none()
+
+
+class SessionPlaylistView(SessionScopedMixin, APIView):
+    """The recording as an HLS media playlist, for a `video/mp4` session."""
+
+    recorder_operations = ("get",)
+    content_negotiation_class = MediaNegotiation
+
+    @extend_schema(
+        summary="The recording as an HLS playlist",
+        description=(
+            "For a `video/mp4` session of fragmented MP4 (409 `not_playable` otherwise): "
+            "version 7, the bytes before the first time mark as `EXT-X-MAP`, one "
+            "`EXT-X-BYTERANGE` segment per interval between marks. While recording, a live "
+            "playlist of the intervals already in chunks; `EXT-X-ENDLIST` once stopped. Its "
+            "URIs carry a playback token (`LUCID_PLAYBACK_TOKEN_SECONDS`) that `/recording` "
+            "accepts for GET. Each playlist issued is audited."
+        ),
+        responses={
+            (200, "application/vnd.apple.mpegurl"): OpenApiResponse(
+                OpenApiTypes.STR, "The playlist."
+            ),
+            **error_responses(404, 409),
+        },
+    )
+    def get(self, request: Request, session_id: str) -> HttpResponse:
+        playlist = session_playlist_issue(session=self.get_session(), user=request.user)
+        response = HttpResponse(playlist, content_type=PLAYLIST_MEDIA_TYPE)
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 class SessionManifestView(SessionScopedMixin, APIView):
@@ -284,10 +408,22 @@ class SessionChunksViewSet(viewsets.GenericViewSet):
         self.check_object_permissions(self.request, session)
         return session
 
-    @control_schema("Stop")
+    @control_schema(
+        "Stop",
+        parameters=[
+            OpenApiParameter(
+                DURATION_HEADER,
+                int,
+                OpenApiParameter.HEADER,
+                description="The recording's total media duration in ms (at least the last "
+                "time mark's).",
+            )
+        ],
+    )
     @action(detail=True, methods=["post"])
     def stop(self, request: Request, pk: str) -> Response:
-        session = services.session_stop(session=self.get_object())
+        duration_ms = header_milliseconds(request, name=DURATION_HEADER, code="invalid_duration")
+        session = services.session_stop(session=self.get_object(), duration_ms=duration_ms)
         return Response(self.get_serializer(session).data)
 
     @extend_schema(

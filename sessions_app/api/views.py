@@ -22,9 +22,10 @@ SESSIONS_DESCRIPTION = (
 )
 
 
-def control_schema(verb: str):
+def control_schema(verb: str, **extra):
     return extend_schema(
         request=None,
+        **extra,
         responses={200: SessionSerializer, **error_responses(404, 409)},
         summary=f"{verb} the recording",
         description=f"{verb}s the recording; 409 names the current status if it cannot.",
