@@ -269,15 +269,18 @@ def chunk_offsets_settle(*, session_id: uuid.UUID) -> None:
     Chunk.objects.bulk_update(placed, ["offset"], batch_size=1000)
 
 
-def _chunks_place_all(*, session_id: uuid.UUID) -> list[str]:
-    """Give every chunk its offset in the recording as it is now (the chunks there, in sequence
-    order); returns their sha256s in that order. For a session that takes no more chunks."""
+def chunk_offsets_place(*, session_id: uuid.UUID, across_gaps: bool) -> list[str]:
+    """Give each chunk its offset in the recording as it is now, the chunks there in sequence
+    order; returns their sha256s in that order. `across_gaps` for a session that takes no more
+    chunks; otherwise the chunks after a missing sequence are left unplaced."""
     chunks = Chunk.objects.filter(session_id=session_id).order_by("sequence")
     hashes, moved, position = [], [], 0
-    for chunk in chunks.only("pk", "size", "offset", "sha256").iterator(chunk_size=2000):
+    columns = ("pk", "sequence", "size", "offset", "sha256")
+    for index, chunk in enumerate(chunks.only(*columns).iterator(chunk_size=2000)):
         hashes.append(chunk.sha256)
-        if chunk.offset != position:
-            chunk.offset = position
+        offset = position if across_gaps or chunk.sequence == index else None
+        if chunk.offset != offset:
+            chunk.offset = offset
             moved.append(chunk)
         position += chunk.size
     Chunk.objects.bulk_update(moved, ["offset"], batch_size=1000)
@@ -422,7 +425,9 @@ def session_stop(*, session: Session, duration_ms: int | None = None) -> Session
                 sealed["duration_ms"] = duration_ms
             if session.ingest_mode == IngestMode.STREAM:
                 session_stream_seal(session=session)
-            sealed["merkle_root"] = merkle_root(_chunks_place_all(session_id=session.pk)) or ""
+            sealed["merkle_root"] = (
+                merkle_root(chunk_offsets_place(session_id=session.pk, across_gaps=True)) or ""
+            )
             sealed["complete"] = chunk_sequences_complete(session_id=session.pk)
             Session.objects.filter(pk=session.pk).update(**sealed)
 

@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 from django.utils import timezone
 
-from chunks_app.models import Chunk
+from chunks_app.models import Chunk, TimeMark
 from chunks_app.sealing import chunk_seal
 from chunks_app.selectors import ChunkDamaged, KeptFile, chunk_read_kept_file
 from chunks_app.services import chunk_mark_damaged
@@ -38,6 +38,8 @@ from storage_app.backup.format import (
     chunk_member_name,
     damaged_entry,
     damaged_from_entry,
+    marks_member_name,
+    marks_record,
     session_member_name,
     session_record,
     tail_member_name,
@@ -124,10 +126,26 @@ def _session_refresh(session: Session) -> None:
         ) from None
 
 
-def _session_snapshot(session: Session) -> tuple[list[Chunk], KeptFile | None]:
-    """The session's current fields, its chunks and the stream bytes past them, consistently.
+@dataclass(frozen=True)
+class _Snapshot:
+    marks: list[TimeMark]
+    chunks: list[Chunk]
+    tail: KeptFile | None = None
 
-    A stream still recording is locked meanwhile, so no chunk can be cut from it in between.
+
+def _marks_and_chunks(session: Session) -> tuple[list[TimeMark], list[Chunk]]:
+    """The session's marks, then its chunks: a mark commits with its chunk or after it, so
+    every mark read lies in a chunk read (or in the stream past them)."""
+    marks = list(TimeMark.objects.filter(session=session))
+    return marks, list(Chunk.objects.filter(session=session).order_by("sequence"))
+
+
+def _session_snapshot(session: Session) -> _Snapshot:
+    """The session's current fields, its time marks, its chunks and the stream bytes past
+    them, consistently.
+
+    A stream still recording is locked meanwhile, so no chunk can be cut from it and no mark
+    added in between.
     """
     _session_refresh(session)
     live_stream = session.ingest_mode == IngestMode.STREAM and session.status in (
@@ -135,16 +153,15 @@ def _session_snapshot(session: Session) -> tuple[list[Chunk], KeptFile | None]:
         SessionStatus.PAUSED,
     )
     if not live_stream:
-        chunks = list(Chunk.objects.filter(session=session).order_by("sequence"))
-        return chunks, None
+        return _Snapshot(*_marks_and_chunks(session))
     stream = SessionStream(session_id=session.pk, chunk_size=session.chunk_size)
     with stream.locked():
         _session_refresh(session)
-        chunks = list(Chunk.objects.filter(session=session).order_by("sequence"))
+        marks, chunks = _marks_and_chunks(session)
         sequence, size = divmod(session.stream_offset, session.chunk_size)
         if not size or any(chunk.sequence == sequence for chunk in chunks):
-            return chunks, None
-        return chunks, _stream_tail(stream, sequence=sequence, size=size)
+            return _Snapshot(marks, chunks)
+        return _Snapshot(marks, chunks, _stream_tail(stream, sequence=sequence, size=size))
 
 
 def _stream_tail(stream: SessionStream, *, sequence: int, size: int) -> KeptFile:
@@ -196,10 +213,17 @@ class _ArchiveWriter:
     chunks: list[dict] = field(default_factory=list)
     damaged: list[dict] = field(default_factory=list)
 
-    def add_session(self, session: Session, *, tail: KeptFile | None) -> None:
+    def add_session(
+        self, session: Session, *, marks: list[TimeMark], tail: KeptFile | None
+    ) -> None:
         name = session_member_name(session_id=session.pk)
         record = json.dumps(session_record(session), sort_keys=True).encode()
         digest = self._add(name, io.BytesIO(record), len(record))
+        time_marks = None
+        if marks:
+            member, data = marks_member_name(session_id=session.pk), marks_record(marks)
+            marks_digest = self._add(member, io.BytesIO(data), len(data))
+            time_marks = {"member": member, "sha256": marks_digest, "count": len(marks)}
         stream_tail = None
         if tail is not None:
             member = tail_member_name(session_id=session.pk, key_id=tail.key_id)
@@ -211,7 +235,13 @@ class _ArchiveWriter:
                 "key_id": tail.key_id,
             }
         self.sessions.append(
-            {"id": str(session.pk), "member": name, "sha256": digest, "stream_tail": stream_tail}
+            {
+                "id": str(session.pk),
+                "member": name,
+                "sha256": digest,
+                "stream_tail": stream_tail,
+                "time_marks": time_marks,
+            }
         )
 
     def add_chunk(self, chunk: Chunk) -> None:
@@ -293,9 +323,9 @@ def backup_create(
                 tar=tar, mtime=int(created_at.timestamp()), base_id=base_id, held=held
             )
             for session in sessions:
-                chunks, tail = _session_snapshot(session)
-                archive.add_session(session, tail=tail)
-                for chunk in chunks:
+                snapshot = _session_snapshot(session)
+                archive.add_session(session, marks=snapshot.marks, tail=snapshot.tail)
+                for chunk in snapshot.chunks:
                     archive.add_chunk(chunk)
                     if bar:
                         bar.advance()

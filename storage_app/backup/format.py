@@ -1,5 +1,6 @@
 """The archive format: names of its parts, what its manifest lists, rows as records, errors."""
 
+import json
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -8,14 +9,15 @@ from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
-from chunks_app.models import Chunk
+from chunks_app.models import Chunk, TimeMark
 from chunks_app.sealing import RAW_SUFFIX, SEALED_SUFFIX, stored_key
 from core.choices import CompressionAlgorithm
 from core.encryption import KEY_ID_PATTERN
 from core.errors import ApplicationError
 from sessions_app.choices import IngestMode, SessionStatus
 from sessions_app.fields import SESSION_RECORD_DATETIME_FIELDS, SESSION_RECORD_FIELDS
-from sessions_app.models import Session
+from sessions_app.models import DEFAULT_CONTENT_TYPE, Session
+from sessions_app.services import MEDIA_TYPE
 
 FORMAT = "lucid-backup"
 VERSION = 1
@@ -23,6 +25,7 @@ MANIFEST = "manifest.json"
 ARCHIVE_PREFIX = "lucid-backup-"
 ARCHIVE_SUFFIX = ".tar.zst"
 RECORD_MAX_BYTES = 1024 * 1024
+MARKS_MAX_BYTES = 64 * 1024 * 1024
 PROBLEMS_SHOWN = 5
 
 CREATE, EXTEND, UNCHANGED = "create", "extend", "unchanged"
@@ -37,6 +40,7 @@ CHUNK_MEMBER = re.compile(
 TAIL_MEMBER = re.compile(
     rf"streams/(?P<session>{_UUID})/tail\.(?:{RAW_SUFFIX}|(?P<key>{_KEY})\.{SEALED_SUFFIX})"
 )
+MARKS_MEMBER = re.compile(rf"marks/(?P<session>{_UUID})\.json")
 ARCHIVE_NAME = re.compile(r"lucid-backup-.+\.tar\.zst")
 
 
@@ -86,6 +90,10 @@ def listing(items: list[str]) -> str:
 
 def session_member_name(*, session_id: uuid.UUID) -> str:
     return f"sessions/{session_id}.json"
+
+
+def marks_member_name(*, session_id: uuid.UUID) -> str:
+    return f"marks/{session_id}.json"
 
 
 def chunk_member_name(
@@ -152,13 +160,29 @@ class StreamTail:
     key_id: str | None
 
 
+@dataclass(frozen=True)
+class ArchivedMarks:
+    """The member of a session's time marks: its sha256 and how many marks it holds."""
+
+    member: str
+    sha256: str
+    count: int
+
+
+Mark = tuple[int, int, int]
+"""A time mark as archived: (sequence, position, time_ms)."""
+
+
 @dataclass
 class ArchivedSession:
     id: uuid.UUID
     member: str
     sha256: str
     stream_tail: StreamTail | None
+    time_marks: ArchivedMarks | None = None
     record: dict[str, Any] = field(default_factory=dict)
+    marks: list[Mark] | None = None
+    """The archive's time marks of the session, kept while verifying if it is in the database."""
     chunks: list[ArchivedChunk] = field(default_factory=list)
     damaged: list[DamagedChunk] = field(default_factory=list)
     action: str = CREATE
@@ -203,8 +227,17 @@ def session_record(session: Session) -> dict[str, Any]:
     return record
 
 
+SESSION_RECORD_ADDED = {"content_type": DEFAULT_CONTENT_TYPE, "duration_ms": None}
+"""Fields records written before they existed lack, and what such a session has."""
+
+
 def session_fields(record: dict[str, Any]) -> dict[str, Any]:
-    fields = {name: record[name] for name in SESSION_RECORD_FIELDS}
+    fields = {
+        name: record.get(name, SESSION_RECORD_ADDED[name])
+        if name in SESSION_RECORD_ADDED
+        else record[name]
+        for name in SESSION_RECORD_FIELDS
+    }
     for name in SESSION_RECORD_DATETIME_FIELDS:
         fields[name] = _datetime_value(fields[name])
     return fields
@@ -214,7 +247,7 @@ def record_check(record: dict[str, Any], *, session_id: uuid.UUID) -> None:
     """Raise ValueError unless the record describes that session completely."""
     if record.get("id") != str(session_id):
         raise ValueError(f"it names session {record.get('id')}")
-    session_fields(record)
+    fields = session_fields(record)
     if not isinstance(record.get("owner"), str) or not record["owner"]:
         raise ValueError("it names no owner")
     for name in ("chunk_size", "stream_offset", "processing_us"):
@@ -222,6 +255,11 @@ def record_check(record: dict[str, Any], *, session_id: uuid.UUID) -> None:
             raise ValueError(f"{name} is not an integer")
     if not isinstance(record["merkle_root"], str):
         raise ValueError("merkle_root is not text")
+    content_type = fields["content_type"]
+    if not isinstance(content_type, str) or not MEDIA_TYPE.fullmatch(content_type):
+        raise ValueError(f"content_type {content_type!r} is not a media type")
+    if fields["duration_ms"] is not None and not _natural(fields["duration_ms"]):
+        raise ValueError("duration_ms is neither null nor a non-negative integer")
     for name, choices in (
         ("status", SessionStatus.values),
         ("compression_algorithm", CompressionAlgorithm.values),
@@ -229,6 +267,35 @@ def record_check(record: dict[str, Any], *, session_id: uuid.UUID) -> None:
     ):
         if record[name] not in choices:
             raise ValueError(f"{name} {record[name]!r} is not one of {', '.join(choices)}")
+
+
+def _natural(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def marks_record(marks: list[TimeMark]) -> bytes:
+    """The member of a session's time marks: `[[sequence, position, time_ms], …]` in place
+    order."""
+    places = sorted((mark.sequence, mark.position, mark.time_ms) for mark in marks)
+    return json.dumps([list(place) for place in places], separators=(",", ":")).encode()
+
+
+def marks_from_record(data: bytes) -> list[Mark]:
+    """The marks of a marks member; ValueError unless they rise in time as they rise in place."""
+    items = json.loads(data)
+    if not isinstance(items, list):
+        raise ValueError("it is not a list")
+    marks: list[Mark] = []
+    for item in items:
+        if not (isinstance(item, list) and len(item) == 3 and all(map(_natural, item))):
+            raise ValueError(f"{item!r} is not [sequence, position, time_ms]")
+        mark = (item[0], item[1], item[2])
+        if marks and (mark[:2] <= marks[-1][:2] or mark[2] <= marks[-1][2]):
+            raise ValueError(
+                f"the mark {item!r} does not follow {list(marks[-1])!r} in place and time"
+            )
+        marks.append(mark)
+    return marks
 
 
 def _listed_entry(chunk: Chunk) -> dict:
@@ -309,17 +376,22 @@ def _listed_session(
 
 
 def sessions_from_manifest(manifest: dict) -> list[ArchivedSession]:
-    """The sessions a manifest lists, with their chunks; `damaged` and `key_id` may be absent
-    (older ones)."""
+    """The sessions a manifest lists, with their chunks; `damaged`, `key_id` and `time_marks`
+    may be absent (older ones)."""
     sessions: dict[uuid.UUID, ArchivedSession] = {}
     for entry in manifest["sessions"]:
-        tail = entry.get("stream_tail")
+        tail, marks = entry.get("stream_tail"), entry.get("time_marks")
         session = ArchivedSession(
             id=uuid.UUID(entry["id"]),
             member=str(entry["member"]),
             sha256=str(entry["sha256"]),
             stream_tail=StreamTail(tail["member"], int(tail["size"]), tail["sha256"], _key_id(tail))
             if tail
+            else None,
+            time_marks=ArchivedMarks(
+                str(marks["member"]), str(marks["sha256"]), int(marks["count"])
+            )
+            if marks
             else None,
         )
         if session.id in sessions:

@@ -3,8 +3,14 @@
 A chunk the archive lists as damaged comes back as a row `damaged`, without a file: the session
 is whole in its rows, Merkle root and manifest, that chunk answers `chunk_damaged`, and
 `restore --repair` from an archive that holds it brings it back.
+
+The rows are the session's, its chunks' and its time marks'. Each chunk's offset in the
+recording is the sum of the sizes of the chunks before it: for a stopped session every chunk's,
+as at stop; while recording only those with no sequence missing before them, as ingest places
+them.
 """
 
+import hashlib
 import uuid
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -17,9 +23,10 @@ from django.db import IntegrityError
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from chunks_app.models import Chunk
+from chunks_app.models import Chunk, TimeMark
 from chunks_app.sealing import upload_spool_key
 from chunks_app.selectors import chunk_sequences_complete
+from chunks_app.services import chunk_offsets_place
 from chunks_app.spool import SessionStream, get_spool
 from chunks_app.storage import ChunkStore, ChunkStoreError, get_chunk_store
 from core.audit import audit_record
@@ -35,6 +42,8 @@ from storage_app.backup.format import (
     CREATE,
     EXTEND,
     MANIFEST,
+    MARKS_MAX_BYTES,
+    MARKS_MEMBER,
     SESSION_MEMBER,
     TAIL_MEMBER,
     UNCHANGED,
@@ -43,8 +52,10 @@ from storage_app.backup.format import (
     BackupCorrupt,
     DamagedChunk,
     ListedChunk,
+    Mark,
     RestoreConflict,
     listing,
+    marks_from_record,
     session_fields,
 )
 from storage_app.backup.repair import RepairResult, chunks_repair
@@ -121,7 +132,21 @@ def _damaged_rows(session: ArchivedSession) -> list[DamagedChunk]:
     return [chunk for chunk in session.damaged if chunk.sequence in session.damaged_to_write]
 
 
-def _session_rows_write(session: ArchivedSession, *, archive_id: str) -> bool:
+def _time_marks_write(session_id: uuid.UUID, marks: list[Mark]) -> int:
+    """Add the marks the session does not have yet (verifying found the others the same)."""
+    present = set(
+        TimeMark.objects.filter(session_id=session_id).values_list("sequence", "position")
+    )
+    rows = [
+        TimeMark(session_id=session_id, sequence=sequence, position=position, time_ms=time_ms)
+        for sequence, position, time_ms in marks
+        if (sequence, position) not in present
+    ]
+    TimeMark.objects.bulk_create(rows, batch_size=1000)
+    return len(rows)
+
+
+def _session_rows_write(session: ArchivedSession, *, marks: list[Mark], archive_id: str) -> bool:
     """Write the session's rows in one transaction; True if its owner had to be created."""
     fields = session_fields(session.record)
     now = timezone.now()
@@ -167,9 +192,10 @@ def _session_rows_write(session: ArchivedSession, *, archive_id: str) -> bool:
                 ),
             ]
         )
-        complete = fields["status"] == SessionStatus.STOPPED and chunk_sequences_complete(
-            session_id=session.id
-        )
+        marks_written = _time_marks_write(session.id, marks)
+        stopped = fields["status"] == SessionStatus.STOPPED
+        chunk_offsets_place(session_id=session.id, across_gaps=stopped)
+        complete = stopped and chunk_sequences_complete(session_id=session.id)
         Session.objects.filter(pk=session.id).update(
             owner=owner, **fields, **_chunk_totals(session.id), complete=complete
         )
@@ -183,6 +209,7 @@ def _session_rows_write(session: ArchivedSession, *, archive_id: str) -> bool:
                 "restore": session.action,
                 "chunks": len(session.chunks_to_write),
                 "damaged": len(session.damaged_to_write),
+                "time_marks": marks_written,
                 "owner_created": owner_created,
             },
         )
@@ -202,10 +229,15 @@ class _SessionFiles:
         self.written: list[tuple[ChunkStore, str]] = []
         self.sequences_written: set[int] = set()
         self.tail_written = False
+        self.marks: list[Mark] | None = None
         self.bytes = 0
 
     def put(self, name: str, member: BinaryIO) -> bool:
-        """Store the member if the restore needs it; True if it was a chunk."""
+        """Store the member if the restore needs it (time marks: keep them for the rows);
+        True if it was a chunk."""
+        if MARKS_MEMBER.fullmatch(name) and self.session.time_marks is not None:
+            self.marks = self._marks(name, member)
+            return False
         if match := CHUNK_MEMBER.fullmatch(name):
             chunk = self.chunks.get(int(match["sequence"]))
             if chunk is None or chunk.sequence not in self.session.chunks_to_write:
@@ -224,6 +256,13 @@ class _SessionFiles:
             self.tail_written = True
         return False
 
+    def _marks(self, name: str, member: BinaryIO) -> list[Mark]:
+        """The marks of the member, which must be the bytes verified."""
+        data = member.read(MARKS_MAX_BYTES + 1)
+        if hashlib.sha256(data).hexdigest() != self.member_sha256.get(name):
+            raise ArchiveDamaged("the archive changed after it was verified; run restore again")
+        return marks_from_record(data)
+
     def _put(self, store: ChunkStore, key: str, name: str, member: BinaryIO) -> None:
         """Copy the member as it is (sealed or not), which must be the bytes verified."""
         self.written.append((store, key))
@@ -232,12 +271,16 @@ class _SessionFiles:
 
     def commit(self) -> bool:
         """Write the rows once every file is in place; True if the owner had to be created."""
-        if self.sequences_written != self.session.chunks_to_write or (
-            self.tail_written != self.session.write_tail
+        if (
+            self.sequences_written != self.session.chunks_to_write
+            or self.tail_written != self.session.write_tail
+            or (self.marks is None) != (self.session.time_marks is None)
         ):
             raise ArchiveDamaged("the archive changed after it was verified; run restore again")
         try:
-            return _session_rows_write(self.session, archive_id=self.archive_id)
+            return _session_rows_write(
+                self.session, marks=self.marks or [], archive_id=self.archive_id
+            )
         except IntegrityError as error:
             raise RestoreConflict(
                 f"Session {self.session.id} changed while it was being restored ({error}); "

@@ -4,7 +4,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 
 from chunks_app.codecs import get_codec
 from chunks_app.merkle import merkle_root
-from chunks_app.models import Chunk
+from chunks_app.models import Chunk, TimeMark
 from core.choices import CompressionAlgorithm
 from core.encryption import AuthenticationFailed, key_ring
 from core.progress import ProgressFactory
@@ -25,6 +25,8 @@ from storage_app.backup.format import (
     EXTEND,
     FORMAT,
     MANIFEST,
+    MARKS_MAX_BYTES,
+    MARKS_MEMBER,
     PROBLEMS_SHOWN,
     RECORD_MAX_BYTES,
     SESSION_MEMBER,
@@ -34,11 +36,14 @@ from storage_app.backup.format import (
     ArchiveDamaged,
     ArchivedSession,
     BackupError,
+    Mark,
     RestoreConflict,
     RestoreNeedsBase,
     RestoreNeedsKey,
     chunk_member_name,
     listing,
+    marks_from_record,
+    marks_member_name,
     record_check,
     sessions_from_manifest,
     tail_member_name,
@@ -87,6 +92,8 @@ class _ArchiveScan:
     manifest: dict | None = None
     digests: dict[str, _MemberDigest] = field(default_factory=dict)
     records: dict[str, dict] = field(default_factory=dict)
+    marks: dict[str, list[Mark]] = field(default_factory=dict)
+    mark_counts: dict[str, int] = field(default_factory=dict)
     keys_missing: set[str] = field(default_factory=set)
 
 
@@ -146,10 +153,25 @@ def _member_digest(name: str, member: BinaryIO, match: re.Match, record: dict) -
         ) from None
 
 
+def _marks_read(name: str, member: BinaryIO) -> tuple[bytes, list[Mark]]:
+    data = member.read(MARKS_MAX_BYTES + 1)
+    if len(data) > MARKS_MAX_BYTES:
+        raise ArchiveDamaged(f"member {name!r} is too large for a list of time marks")
+    try:
+        return data, marks_from_record(data)
+    except ValueError as error:
+        raise ArchiveDamaged(
+            f"member {name!r} is not a valid list of time marks: {error}"
+        ) from None
+
+
 def _archive_scan(archive: Path, *, progress: ProgressFactory | None) -> _ArchiveScan:
-    """Read every member once: hashes, decompressed chunks, session records, the manifest."""
+    """Read every member once: hashes, decompressed chunks, session records, the manifest.
+
+    The time marks of sessions already in the database are kept, to compare with theirs.
+    """
     scan = _ArchiveScan()
-    current_session, current_record = None, {}
+    current_session, current_record, current_known = None, {}, False
     read_progress = mib_progress(progress, "verify", archive)
     try:
         for name, member in archive_members(archive, on_read=read_progress):
@@ -166,8 +188,17 @@ def _archive_scan(archive: Path, *, progress: ProgressFactory | None) -> _Archiv
                 if len(data) > RECORD_MAX_BYTES:
                     raise ArchiveDamaged(f"member {name!r} is too large for a session record")
                 current_session, current_record = match["session"], json.loads(data)
+                current_known = Session.objects.filter(pk=current_session).exists()
                 scan.records[name] = current_record
                 scan.digests[name] = _whole_digest(data)
+            elif match := MARKS_MEMBER.fullmatch(name):
+                if match["session"] != current_session:
+                    raise ArchiveDamaged(f"member {name!r} is not next to its session's record")
+                data, marks = _marks_read(name, member)
+                scan.digests[name] = _whole_digest(data)
+                scan.mark_counts[name] = len(marks)
+                if current_known:
+                    scan.marks[name] = marks
             elif match := CHUNK_MEMBER.fullmatch(name) or TAIL_MEMBER.fullmatch(name):
                 if match["session"] != current_session:
                     raise ArchiveDamaged(f"member {name!r} is not next to its session's record")
@@ -220,6 +251,13 @@ def _session_problems(
             yield f"{where} does not match its stored sha256 and size"
         elif (digest.raw_sha256, digest.raw_size) != (chunk.sha256, chunk.size):
             yield f"{where} does not decompress to its sha256 and size"
+    marks = session.time_marks
+    if marks is not None:
+        digest = scan.digests.get(marks.member)
+        if marks.member != marks_member_name(session_id=session.id) or digest is None:
+            yield f"the time marks of session {session.id} are missing"
+        elif (digest.sha256, scan.mark_counts[marks.member]) != (marks.sha256, marks.count):
+            yield f"the time marks of session {session.id} do not match their sha256 and count"
     tail = session.stream_tail
     if tail is not None:
         digest = scan.digests.get(tail.member)
@@ -240,14 +278,22 @@ def _unlisted_members(sessions: list[ArchivedSession], scan: _ArchiveScan) -> li
         listed.update(chunk.member for chunk in session.chunks if chunk.member)
         if session.stream_tail:
             listed.add(session.stream_tail.member)
+        if session.time_marks:
+            listed.add(session.time_marks.member)
     return sorted(set(scan.digests) - listed)
+
+
+def _by_place(marks: Iterable[Mark]) -> dict[tuple[int, int], int]:
+    """Each mark's time by its place (sequence, position)."""
+    return {(sequence, position): time_ms for sequence, position, time_ms in marks}
 
 
 def _plan(session: ArchivedSession) -> tuple[str | None, bool]:
     """Decide what restoring the session does; returns (a conflict, whether the base is needed).
 
-    A session not in the database is created. One whose chunks all match is extended with the
-    archive's newer chunks and fields if the archive is ahead of it, and left alone otherwise.
+    A session not in the database is created. One whose chunks and time marks all match is
+    extended with the archive's newer chunks, marks and fields if the archive is ahead of it in
+    chunks or stream bytes, and left alone otherwise.
     """
     existing = Session.objects.filter(pk=session.id).first()
     known = {
@@ -272,6 +318,19 @@ def _plan(session: ArchivedSession) -> tuple[str | None, bool]:
     )
     if different:
         return f"chunks {', '.join(map(str, different[:PROBLEMS_SHOWN]))} differ", needs_base
+    if session.time_marks is not None and session.marks is None:
+        return "it was created while the archive was verified; restore again", needs_base
+    marks = _by_place(session.marks or [])
+    marks_present = _by_place(
+        TimeMark.objects.filter(session_id=session.id).values_list(
+            "sequence", "position", "time_ms"
+        )
+    )
+    if moved := sorted(
+        place for place, time_ms in marks_present.items() if marks.get(place, time_ms) != time_ms
+    ):
+        places = listing([f"chunk {sequence} byte {position}" for sequence, position in moved])
+        return f"the time marks differ at {places}", needs_base
     sealed = session.record["merkle_root"]
     if sealed and existing.merkle_root and sealed != existing.merkle_root:
         return "the sealed Merkle roots differ", needs_base
@@ -286,6 +345,8 @@ def _plan(session: ArchivedSession) -> tuple[str | None, bool]:
         return None, False
     if set(known) - set(archived):
         return "the database holds chunks the archive does not", needs_base
+    if set(marks_present) - set(marks):
+        return "the database holds time marks the archive does not", needs_base
     if existing.merkle_root:
         return "the session is sealed in the database without chunks the archive holds", needs_base
     if existing.stream_offset > session.record["stream_offset"]:
@@ -350,6 +411,8 @@ def archive_verify(*, archive: Path, progress: ProgressFactory | None = None) ->
             raise ArchiveDamaged(f"{len(problems)} problems: {listing(problems)}")
     for session in sessions:
         session.record = scan.records[session.member]
+        if session.time_marks is not None:
+            session.marks = scan.marks.get(session.time_marks.member)
     return VerifiedArchive(
         path=archive,
         archive_id=archive_id,
