@@ -20,6 +20,8 @@ from sessions_app.models import Session
 
 PLAYABLE_MEDIA_TYPE = "video/mp4"
 HLS_VERSION = 7
+# A session in these takes no more bytes: its playlist ends.
+ENDED_STATUSES = frozenset({SessionStatus.STOPPED, SessionStatus.FAILED})
 
 
 @dataclass(frozen=True)
@@ -40,17 +42,17 @@ def _placed_prefix(marks: list[PlacedMark]) -> list[PlacedMark]:
 
 
 def playlist_segments(
-    *, marks: list[PlacedMark], available: int, stopped: bool, duration_ms: int | None
+    *, marks: list[PlacedMark], available: int, ended: bool, duration_ms: int | None
 ) -> list[Segment]:
     """One segment per interval between marks whose bytes are all `available`; the interval
-    after the last mark only once `stopped`, lasting until `duration_ms` (or, when that says
+    after the last mark only once `ended`, lasting until `duration_ms` (or, when that says
     nothing more, as long as the one before it)."""
     segments: list[Segment] = []
     for index, mark in enumerate(marks):
         following = marks[index + 1] if index + 1 < len(marks) else None
         if following is not None:
             end, milliseconds = following.offset, following.time_ms - mark.time_ms
-        elif stopped:
+        elif ended:
             end, milliseconds = available, (duration_ms or mark.time_ms) - mark.time_ms
             if milliseconds <= 0 and segments:
                 milliseconds = round(segments[-1].seconds * 1000)
@@ -63,14 +65,14 @@ def playlist_segments(
     return segments
 
 
-def playlist_render(*, init_size: int, segments: list[Segment], stopped: bool, uri: str) -> str:
+def playlist_render(*, init_size: int, segments: list[Segment], ended: bool, uri: str) -> str:
     longest = max((segment.seconds for segment in segments), default=1.0)
     lines = [
         "#EXTM3U",
         f"#EXT-X-VERSION:{HLS_VERSION}",
         f"#EXT-X-TARGETDURATION:{max(1, math.ceil(longest))}",
         "#EXT-X-MEDIA-SEQUENCE:0",
-        f"#EXT-X-PLAYLIST-TYPE:{'VOD' if stopped else 'EVENT'}",
+        f"#EXT-X-PLAYLIST-TYPE:{'VOD' if ended else 'EVENT'}",
         "#EXT-X-INDEPENDENT-SEGMENTS",
     ]
     if init_size:
@@ -81,7 +83,7 @@ def playlist_render(*, init_size: int, segments: list[Segment], stopped: bool, u
             f"#EXT-X-BYTERANGE:{segment.length}@{segment.offset}",
             uri,
         ]
-    if stopped:
+    if ended:
         lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
 
@@ -98,21 +100,21 @@ def session_playlist_issue(*, session: Session, user: AbstractBaseUser) -> str:
             code="not_playable",
             extra={"content_type": session.content_type},
         )
-    stopped = session.status == SessionStatus.STOPPED
+    ended = session.status in ENDED_STATUSES
     available = recording_bytes_available(session=session)
     marks = time_mark_list(session=session).order_by("time_ms")
     marks = time_marks_placed(session=session, marks=marks)
     marks = _placed_prefix(marks)
     segments = playlist_segments(
-        marks=marks, available=available, stopped=stopped, duration_ms=session.duration_ms
+        marks=marks, available=available, ended=ended, duration_ms=session.duration_ms
     )
     token = playback_token_issue(session_id=session.pk, user_id=user.pk)
     audit_record(
         action=AuditAction.PLAYLIST_ISSUED,
         session_id=session.pk,
-        detail={"segments": len(segments), "stopped": stopped},
+        detail={"segments": len(segments), "ended": ended},
     )
     init_size = marks[0].offset if marks else 0
     return playlist_render(
-        init_size=init_size, segments=segments, stopped=stopped, uri=f"recording?token={token}"
+        init_size=init_size, segments=segments, ended=ended, uri=f"recording?token={token}"
     )
