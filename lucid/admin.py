@@ -24,6 +24,7 @@ from django.utils.html import format_html
 from chunks_app import services as chunk_services
 from chunks_app.admin import ratio_display
 from chunks_app.models import Chunk
+from chunks_app.playlist import is_playable
 from chunks_app.selectors import session_missing_sequences
 from core.admin import ServiceTransactionsMixin, UUIDSearchMixin
 from core.choices import ChunkStatus
@@ -43,6 +44,8 @@ CHUNKS_SHOWN = 50
 AUDIT_ENTRIES_SHOWN = 20
 GAPS_SHOWN = 20
 EDITABLE_FIELDS = ("name", "host", "retention_days", "legal_hold")
+# Sessions whose recording may still grow: the player follows their playlist.
+LIVE_STATUSES = (SessionStatus.CREATED, SessionStatus.RECORDING, SessionStatus.PAUSED)
 
 
 def _damage_text(damage: Damage) -> str:
@@ -275,7 +278,7 @@ class SessionAdmin(ServiceTransactionsMixin, UUIDSearchMixin, admin.ModelAdmin):
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def _session_page_context(self, request: HttpRequest, session: Session) -> dict:
-        """The pipeline, recent audit entries and download links shown below the fields."""
+        """The player, pipeline, recent audit entries and download links around the fields."""
         audit_entries = None
         if request.user.has_perm("lucid.view_auditentry"):
             recent = AuditEntry.objects.filter(session_id=session.pk).order_by("-at", "-id")
@@ -297,6 +300,18 @@ class SessionAdmin(ServiceTransactionsMixin, UUIDSearchMixin, admin.ModelAdmin):
             "chunks_shown": min(CHUNKS_SHOWN, session.chunk_count),
             "recording_url": reverse("session-recording", kwargs=in_session),
             "manifest_url": reverse("session-manifest", kwargs=in_session),
+            "player": self._player_context(session),
+        }
+
+    def _player_context(self, session: Session) -> dict | None:
+        """Where the player of a video/mp4 recording reads; None for other content types."""
+        if not is_playable(session):
+            return None
+        in_session = {"session_id": session.pk}
+        return {
+            "timeline_url": reverse("session-timeline", kwargs=in_session),
+            "playlist_url": reverse("session-playlist", kwargs=in_session),
+            "live": session.status in LIVE_STATUSES,
         }
 
     def save_model(self, request: HttpRequest, obj: Session, form, change: bool) -> None:
