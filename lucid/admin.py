@@ -199,6 +199,7 @@ class SessionAdmin(ServiceTransactionsMixin, UUIDSearchMixin, admin.ModelAdmin):
             {
                 "fields": [
                     ("chunk_size_display", "compression_algorithm", "compression_level"),
+                    ("content_type", "duration_ms"),
                     ("created_at", "started_at", "stopped_at"),
                     ("last_data_at", "updated_at"),
                 ],
