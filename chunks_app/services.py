@@ -383,6 +383,12 @@ def session_stream_append(
         _require_recording(session)
         offset = session.stream_offset
         received, segments = stream.append(offset=offset, pieces=_body_pieces(body, limit=None))
+        if time_ms is not None and not received:
+            raise ValidationFailed(
+                "An append without bytes marks no time; send Lucid-Time-Ms with the bytes it "
+                "marks.",
+                code="invalid_time_mark",
+            )
         chunks = _chunks_from_segments(session=session, segments=segments)
 
         def record_append() -> None:
