@@ -57,3 +57,4 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.encryption
 	$(BIN)/python -m bench.api
+	$(BIN)/python -m bench.seek

@@ -10,12 +10,21 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import django
+
 from bench.errors import BenchmarkError
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 10
 PASSED_THROUGH_VARIABLES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
+# What Django in a benchmark's own process takes from the service's environment.
+DJANGO_VARIABLES = (
+    "DATABASE_URL",
+    "LUCID_STORAGE_PATH",
+    "LUCID_CHUNK_STORE_PATH",
+    "DJANGO_STATIC_ROOT",
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
@@ -64,6 +73,18 @@ def service_environment(
         if os.environ.get(name):
             environment[name] = os.environ[name]
     return environment
+
+
+def configure_django(environment: dict[str, str]) -> None:
+    """Set up Django in this process on the service's database and stores (its environment's),
+    for the app's own code and constants."""
+    for name in DJANGO_VARIABLES:
+        if name in environment:
+            os.environ[name] = environment[name]
+        else:
+            os.environ.pop(name, None)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "lucid.settings"
+    django.setup()
 
 
 def log_tail(path: Path, lines: int = 30) -> str:

@@ -116,5 +116,5 @@ def session_playlist_issue(*, session: Session, user: AbstractBaseUser) -> str:
     )
     init_size = marks[0].offset if marks else 0
     return playlist_render(
-        init_size=init_size, segments=segments, ended=ended, uri=f"recording?token={token}"
+        init_size=init_size, segments=segments, ended=ended, uri=f"recording.mp4?token={token}"
     )

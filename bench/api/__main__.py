@@ -15,7 +15,6 @@ from bench.api.database import (
     DataShape,
     bench_ids,
     check_server,
-    configure_django,
     drop_database,
     existing_data,
     recreate_database,
@@ -28,6 +27,7 @@ from bench.client import obtain_tokens
 from bench.harness import option_parser, progress, run_benchmark
 from bench.service import (
     Processes,
+    configure_django,
     free_port,
     migrate,
     service_environment,

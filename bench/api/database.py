@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from typing import NamedTuple
 
-import django
 import psycopg
 
 from bench.errors import BenchmarkError
@@ -59,19 +57,6 @@ def recreate_database() -> None:
     drop_database()
     with psycopg.connect(MAINTENANCE_URL, autocommit=True) as connection:
         connection.execute(f"CREATE DATABASE {DATABASE_NAME}")
-
-
-def configure_django(environment: dict[str, str]) -> None:
-    """Set up Django in this process on the bench database, for the app's own constants."""
-    for name in (
-        "DATABASE_URL",
-        "LUCID_STORAGE_PATH",
-        "LUCID_CHUNK_STORE_PATH",
-        "DJANGO_STATIC_ROOT",
-    ):
-        os.environ[name] = environment[name]
-    os.environ["DJANGO_SETTINGS_MODULE"] = "lucid.settings"
-    django.setup()
 
 
 def bench_ids() -> tuple[list[str], str]:

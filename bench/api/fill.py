@@ -23,7 +23,8 @@ PROGRESS_EVERY_CHUNKS = 100_000
 def copy_rows(
     cursor: psycopg.Cursor, table: str, columns: tuple[str, ...]
 ) -> AbstractContextManager[psycopg.Copy]:
-    return cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN")
+    names = ", ".join(f'"{column}"' for column in columns)  # quoted: `offset` is reserved
+    return cursor.copy(f"COPY {table} ({names}) FROM STDIN")
 
 
 def copy_chunks(

@@ -22,6 +22,8 @@ class SessionRow(NamedTuple):
     owner_id: int
     host: str
     metadata: str
+    content_type: str
+    duration_ms: int | None
     status: str
     chunk_size: int
     compression_algorithm: str
@@ -62,6 +64,7 @@ class ChunkRow(NamedTuple):
     compressed_size: int | None
     stored_sha256: str
     storage_key: str
+    offset: int
     error: str
     attempts: int
     processing_ms: float | None
@@ -75,6 +78,9 @@ def random_sha256(rng: random.Random) -> str:
 
 
 def session_row(plan: SessionPlan, *, owner_id: int, rng: random.Random) -> SessionRow:
+    """The session's row; the model is imported here, once Django is set up."""
+    from sessions_app.models import DEFAULT_CONTENT_TYPE
+
     host = f"rdp-{rng.randrange(250):03d}.corp.example"
     return SessionRow(
         id=plan.id,
@@ -82,6 +88,8 @@ def session_row(plan: SessionPlan, *, owner_id: int, rng: random.Random) -> Sess
         owner_id=owner_id,
         host=host,
         metadata=json.dumps({"recorder": "bench.api", "index": plan.index}),
+        content_type=DEFAULT_CONTENT_TYPE,
+        duration_ms=None,
         status=plan.status,
         chunk_size=plan.chunk_size,
         compression_algorithm=plan.algorithm,
@@ -141,6 +149,7 @@ def stored_chunk_row(
         compressed_size=max(compressed_size, 1),
         stored_sha256=stored_sha256,
         storage_key=f"{plan.id}/{sequence:012d}.{algorithm}",
+        offset=sequence * plan.chunk_size,
         error="",
         attempts=1,
         processing_ms=processing_us / 1000,
@@ -174,6 +183,7 @@ def unstored_chunk_row(
         compressed_size=None,
         stored_sha256="",
         storage_key="",
+        offset=sequence * plan.chunk_size,
         error=f"The spooled bytes of chunk {sequence} are missing." if failed else "",
         attempts={ChunkStatus.RECEIVED: 0, ChunkStatus.PROCESSING: 1}.get(status, 3),
         processing_ms=None,

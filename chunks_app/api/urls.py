@@ -24,6 +24,13 @@ urlpatterns = [
     re_path(
         rf"{SESSION}/recording/?$", views.SessionRecordingView.as_view(), name="session-recording"
     ),
+    # The same for media players, which want a media file name (ffmpeg refuses HLS segment URIs
+    # without one).
+    re_path(
+        rf"{SESSION}/recording\.mp4$",
+        views.SessionRecordingView.as_view(),
+        name="session-recording-mp4",
+    ),
     re_path(
         rf"{SESSION}/manifest/?$", views.SessionManifestView.as_view(), name="session-manifest"
     ),

@@ -102,11 +102,11 @@ def expected_text(*, segments: list[tuple[int, int, float]], stopped: bool) -> s
         "#EXT-X-MEDIA-SEQUENCE:0",
         f"#EXT-X-PLAYLIST-TYPE:{'VOD' if stopped else 'EVENT'}",
         "#EXT-X-INDEPENDENT-SEGMENTS",
-        f'#EXT-X-MAP:URI="recording?token=T",BYTERANGE="{INIT}@0"',
+        f'#EXT-X-MAP:URI="recording.mp4?token=T",BYTERANGE="{INIT}@0"',
     ]
     for offset, length, seconds in segments:
         lines += [f"#EXTINF:{seconds:.3f},", f"#EXT-X-BYTERANGE:{length}@{offset}"]
-        lines.append("recording?token=T")
+        lines.append("recording.mp4?token=T")
     if stopped:
         lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
@@ -238,7 +238,7 @@ def test_each_uri_with_only_its_token_gives_exactly_those_bytes(api_client, user
         url = urljoin(base, uri)
         response = anonymous_client.get(url, HTTP_RANGE=f"bytes={offset}-{offset + length - 1}")
 
-        assert url.startswith(f"http://testserver/api/v1/sessions/{session.id}/recording?token=")
+        assert url.startswith(f"http://testserver/api/v1/sessions/{session.id}/recording.mp4?token=")
         assert response.status_code == 206, response.content
         assert response["Content-Type"] == "video/mp4"
         assert body_of(response) == data[offset : offset + length]

@@ -16,7 +16,7 @@ from tests.factories import SessionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-TOKEN = re.compile(r"recording\?token=([^\"\s]+)")
+TOKEN = re.compile(r"recording\.mp4\?token=([^\"\s]+)")
 
 
 def recorded_video(owner) -> tuple[Session, bytes]:
