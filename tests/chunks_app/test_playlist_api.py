@@ -238,7 +238,9 @@ def test_each_uri_with_only_its_token_gives_exactly_those_bytes(api_client, user
         url = urljoin(base, uri)
         response = anonymous_client.get(url, HTTP_RANGE=f"bytes={offset}-{offset + length - 1}")
 
-        assert url.startswith(f"http://testserver/api/v1/sessions/{session.id}/recording.mp4?token=")
+        assert url.startswith(
+            f"http://testserver/api/v1/sessions/{session.id}/recording.mp4?token="
+        )
         assert response.status_code == 206, response.content
         assert response["Content-Type"] == "video/mp4"
         assert body_of(response) == data[offset : offset + length]
