@@ -16,8 +16,9 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 
 from tests.support.client import API, ServiceClient, content_digest, login
-from tests.support.media import MediaLayout, fragmented_mp4, mp4_fragments, require_tool
+from tests.support.media import Video, fragmented_mp4, require_tool
 from tests.support.ports import HOST
+from tests.support.recorder import append_fragments, append_marked, video_session
 from tests.support.server import LucidServer, served
 
 SECONDS = 60
@@ -30,32 +31,16 @@ WIDTH, HEIGHT = 320, 240
 HEADER_TAGS = ("#EXTM3U", "#EXT-X-VERSION:", "#EXT-X-TARGETDURATION:", "#EXT-X-PLAYLIST-TYPE:")
 
 
-class Recording:
-    """The video's bytes and its fragments."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.layout: MediaLayout = mp4_fragments(data)
-
-    @property
-    def init_segment(self) -> bytes:
-        return self.data[: self.layout.init_size]
-
-    def fragment(self, index: int) -> bytes:
-        fragment = self.layout.fragments[index]
-        return self.data[fragment.offset : fragment.offset + fragment.size]
-
-
 @pytest.fixture(scope="module")
 def video_path(tmp_path_factory) -> Path:
     return fragmented_mp4(tmp_path_factory.mktemp("video") / "testsrc2.mp4", seconds=SECONDS)
 
 
 @pytest.fixture(scope="module")
-def video(video_path) -> Recording:
-    recording = Recording(video_path.read_bytes())
-    assert len(recording.layout.fragments) == SECONDS
-    return recording
+def video(video_path) -> Video:
+    video = Video(video_path.read_bytes())
+    assert len(video.layout.fragments) == SECONDS
+    return video
 
 
 @pytest.fixture(scope="module")
@@ -67,24 +52,6 @@ def lucid(tmp_path_factory) -> Iterator[LucidServer]:
 @pytest.fixture(scope="module")
 def client(lucid) -> ServiceClient:
     return login(lucid.client())
-
-
-def _recording_session(client: ServiceClient, *, chunk_size: int) -> str:
-    body = {"name": "video", "content_type": "video/mp4", "chunk_size": chunk_size}
-    session_id = client.call("POST", f"{API}/sessions", 201, body=body)["id"]
-    client.call("POST", f"{API}/sessions/{session_id}/start")
-    return session_id
-
-
-def _append(client: ServiceClient, session_id: str, data: bytes, *, time_ms: int | None) -> None:
-    headers = {} if time_ms is None else {"Lucid-Time-Ms": str(time_ms)}
-    client.call("POST", f"{API}/sessions/{session_id}/stream", body=data, headers=headers)
-
-
-def _append_fragments(client: ServiceClient, session_id: str, video: Recording, indexes) -> None:
-    for index in indexes:
-        time_ms = video.layout.fragments[index].time_ms
-        _append(client, session_id, video.fragment(index), time_ms=time_ms)
 
 
 def _put_chunk(
@@ -102,18 +69,18 @@ def _stop(client: ServiceClient, session_id: str) -> dict:
     return client.call("POST", f"{API}/sessions/{session_id}/stop", headers=headers)
 
 
-def _streamed(client: ServiceClient, video: Recording) -> str:
+def _streamed(client: ServiceClient, video: Video) -> str:
     """A stopped session of the video appended to the stream, a mark on each fragment."""
-    session_id = _recording_session(client, chunk_size=STREAM_CHUNK_SIZE)
-    _append(client, session_id, video.init_segment, time_ms=None)
-    _append_fragments(client, session_id, video, range(len(video.layout.fragments)))
+    session_id = video_session(client, name="video", chunk_size=STREAM_CHUNK_SIZE)
+    append_marked(client, session_id, video.init_segment, time_ms=None)
+    append_fragments(client, session_id, video, range(len(video.layout.fragments)))
     _stop(client, session_id)
     return session_id
 
 
-def _uploaded(client: ServiceClient, video: Recording) -> str:
+def _uploaded(client: ServiceClient, video: Video) -> str:
     """A stopped session of the video as chunk PUTs: the init segment, then one per fragment."""
-    session_id = _recording_session(client, chunk_size=UPLOAD_CHUNK_SIZE)
+    session_id = video_session(client, name="video", chunk_size=UPLOAD_CHUNK_SIZE)
     _put_chunk(client, session_id, 0, video.init_segment, time_ms=None)
     for index, fragment in enumerate(video.layout.fragments):
         _put_chunk(client, session_id, index + 1, video.fragment(index), time_ms=fragment.time_ms)
@@ -267,13 +234,13 @@ def test_a_seek_to_45_s_plays_its_segment_by_token_fetching_less_than_a_quarter(
 
 
 def test_a_live_playlist_grows_while_recording_and_ends_at_stop(client, video):
-    session_id = _recording_session(client, chunk_size=STREAM_CHUNK_SIZE)
-    _append(client, session_id, video.init_segment, time_ms=None)
-    _append_fragments(client, session_id, video, range(0, 10))
+    session_id = video_session(client, name="video", chunk_size=STREAM_CHUNK_SIZE)
+    append_marked(client, session_id, video.init_segment, time_ms=None)
+    append_fragments(client, session_id, video, range(0, 10))
     early = _playlist(client, session_id)
-    _append_fragments(client, session_id, video, range(10, 30))
+    append_fragments(client, session_id, video, range(10, 30))
     later = _playlist(client, session_id)
-    _append_fragments(client, session_id, video, range(30, SECONDS))
+    append_fragments(client, session_id, video, range(30, SECONDS))
     _stop(client, session_id)
     final = _playlist(client, session_id)
 

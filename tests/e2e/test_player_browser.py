@@ -15,9 +15,10 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.support.client import API, PASSWORD, USERNAME, ServiceClient, login, wait_until_stored
-from tests.support.media import MediaLayout, fragmented_mp4, mp4_fragments
+from tests.support.media import Video, fragmented_mp4
 from tests.support.ports import HOST
 from tests.support.processes import manage
+from tests.support.recorder import append_fragments, append_marked, video_session
 from tests.support.server import LucidServer
 
 SECONDS = 60
@@ -48,18 +49,6 @@ VIDEO_STATE = """() => {
     frames: video.getVideoPlaybackQuality().totalVideoFrames,
   };
 }"""
-
-
-class Video:
-    """The video's bytes and where its fragments lie."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.layout: MediaLayout = mp4_fragments(data)
-
-    def fragment(self, index: int) -> bytes:
-        fragment = self.layout.fragments[index]
-        return self.data[fragment.offset : fragment.offset + fragment.size]
 
 
 @pytest.fixture(scope="module")
@@ -125,24 +114,6 @@ def page(browser, console, script_errors) -> Iterator[Page]:
     context.close()
 
 
-def recording_session(client: ServiceClient) -> str:
-    body = {"name": "player", "content_type": "video/mp4", "chunk_size": CHUNK_SIZE}
-    session_id = client.call("POST", f"{API}/sessions", 201, body=body)["id"]
-    client.call("POST", f"{API}/sessions/{session_id}/start")
-    return session_id
-
-
-def append(client: ServiceClient, session_id: str, data: bytes, *, time_ms: int | None) -> None:
-    headers = {} if time_ms is None else {"Lucid-Time-Ms": str(time_ms)}
-    client.call("POST", f"{API}/sessions/{session_id}/stream", body=data, headers=headers)
-
-
-def append_fragments(client: ServiceClient, session_id: str, video: Video, indexes) -> None:
-    for index in indexes:
-        time_ms = video.layout.fragments[index].time_ms
-        append(client, session_id, video.fragment(index), time_ms=time_ms)
-
-
 def stop(client: ServiceClient, session_id: str) -> None:
     headers = {"Lucid-Duration-Ms": str(SECONDS * 1000)}
     session = client.call("POST", f"{API}/sessions/{session_id}/stop", headers=headers)
@@ -185,8 +156,8 @@ def ranges_read(client: ServiceClient, session_id: str) -> list[tuple[int, float
 def test_the_console_plays_a_recording_and_seeks_to_45_seconds(
     console, client, page, script_errors, video, tmp_path
 ):
-    session_id = recording_session(client)
-    append(client, session_id, video.data[: video.layout.init_size], time_ms=None)
+    session_id = video_session(client, name="player", chunk_size=CHUNK_SIZE)
+    append_marked(client, session_id, video.init_segment, time_ms=None)
     append_fragments(client, session_id, video, range(SECONDS))
     stop(client, session_id)
     open_session(page, console, session_id)
@@ -218,8 +189,8 @@ def test_the_console_plays_a_recording_and_seeks_to_45_seconds(
 def test_the_console_follows_a_live_recording_until_it_stops(
     console, client, page, script_errors, video
 ):
-    session_id = recording_session(client)
-    append(client, session_id, video.data[: video.layout.init_size], time_ms=None)
+    session_id = video_session(client, name="player", chunk_size=CHUNK_SIZE)
+    append_marked(client, session_id, video.init_segment, time_ms=None)
     append_fragments(client, session_id, video, range(20))
     open_session(page, console, session_id)
     live = page.locator("[data-lucid-live]")

@@ -31,6 +31,22 @@ class MediaLayout:
     fragments: list[Fragment]
 
 
+class Video:
+    """A fragmented MP4's bytes and where its fragments lie."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.layout = mp4_fragments(data)
+
+    @property
+    def init_segment(self) -> bytes:
+        return self.data[: self.layout.init_size]
+
+    def fragment(self, index: int) -> bytes:
+        fragment = self.layout.fragments[index]
+        return self.data[fragment.offset : fragment.offset + fragment.size]
+
+
 def require_tool(name: str) -> str:
     """The path of `name` (ffmpeg, ffprobe); a missing tool fails the test instead of skipping."""
     path = shutil.which(name)
