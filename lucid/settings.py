@@ -31,6 +31,17 @@ def env_bool(name: str, default: bool) -> bool:
     return raw.strip().lower() in ("1", "true", "yes", "on")
 
 
+def env_str_or_file(name: str) -> str:
+    """The value of `name`, or the content of the file that `<name>_FILE` names."""
+    path = env_str(f"{name}_FILE")
+    if not path:
+        return env_str(name)
+    try:
+        return Path(path).read_text().strip()
+    except OSError as error:
+        raise ImproperlyConfigured(f"{name}_FILE {path!r} cannot be read: {error}") from error
+
+
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
@@ -76,6 +87,37 @@ LUCID_CHUNK_STORE_BACKEND = env_str(
     "LUCID_CHUNK_STORE_BACKEND", "chunks_app.storage.filesystem.FileSystemChunkStore"
 )
 LUCID_CHUNK_STORE_OPTIONS = {"root": str(LUCID_CHUNK_STORE_PATH)}
+# 0: the watermark is a share of the chunk store's filesystem; otherwise of this many bytes.
+LUCID_STORAGE_QUOTA_BYTES = env_int("LUCID_STORAGE_QUOTA_BYTES", 0)
+# `filesystem` (LUCID_CHUNK_STORE_PATH) or `s3`: chunks in an S3 bucket, under
+# LUCID_S3_PREFIX + "chunks/". The spool stays a directory under LUCID_STORAGE_PATH.
+LUCID_STORAGE_BACKEND = env_str("LUCID_STORAGE_BACKEND", "filesystem")
+
+if LUCID_STORAGE_BACKEND == "s3":
+    if not env_str("LUCID_S3_BUCKET"):
+        raise ImproperlyConfigured("LUCID_STORAGE_BACKEND=s3 needs LUCID_S3_BUCKET.")
+    if LUCID_STORAGE_QUOTA_BYTES <= 0:
+        raise ImproperlyConfigured(
+            "LUCID_STORAGE_BACKEND=s3 needs LUCID_STORAGE_QUOTA_BYTES: a bucket has no free "
+            "space to measure; the high watermark is a share of the quota, and the health "
+            "check's free space is what the stored chunks leave of it."
+        )
+    LUCID_CHUNK_STORE_BACKEND = "chunks_app.storage.s3.S3ChunkStore"
+    # Without a region or credentials here, boto3 looks further (AWS_DEFAULT_REGION, its
+    # config files, an instance role).
+    LUCID_CHUNK_STORE_OPTIONS = {
+        "bucket": env_str("LUCID_S3_BUCKET"),
+        "prefix": f"{env_str('LUCID_S3_PREFIX').strip('/')}/chunks".lstrip("/"),
+        "endpoint_url": env_str("LUCID_S3_ENDPOINT_URL") or None,
+        "region_name": env_str("LUCID_S3_REGION") or None,
+        "access_key_id": env_str_or_file("AWS_ACCESS_KEY_ID") or None,
+        "secret_access_key": env_str_or_file("AWS_SECRET_ACCESS_KEY") or None,
+        "quota_bytes": LUCID_STORAGE_QUOTA_BYTES,
+    }
+elif LUCID_STORAGE_BACKEND != "filesystem":
+    raise ImproperlyConfigured(
+        f"LUCID_STORAGE_BACKEND must be filesystem or s3, got {LUCID_STORAGE_BACKEND!r}."
+    )
 LUCID_COMPRESSION_ALGORITHM = env_str("LUCID_COMPRESSION_ALGORITHM", "zstd")
 LUCID_COMPRESSION_LEVEL = env_int("LUCID_COMPRESSION_LEVEL", 6)
 LUCID_CHUNK_SIZE_MB = env_int("LUCID_CHUNK_SIZE_MB", 10)
@@ -85,8 +127,6 @@ LUCID_RETENTION_DAYS = env_int("LUCID_RETENTION_DAYS", 30)
 LUCID_MAX_SESSIONS = env_int("LUCID_MAX_SESSIONS", 1000)
 LUCID_CLEANUP_INTERVAL_HOURS = env_int("LUCID_CLEANUP_INTERVAL_HOURS", 24)
 LUCID_DISK_HIGH_WATERMARK = env_int("LUCID_DISK_HIGH_WATERMARK", 90)
-# 0: the watermark is a share of the chunk store's filesystem; otherwise of this many bytes.
-LUCID_STORAGE_QUOTA_BYTES = env_int("LUCID_STORAGE_QUOTA_BYTES", 0)
 LUCID_STALE_SESSION_HOURS = env_int("LUCID_STALE_SESSION_HOURS", 24)
 LUCID_ORPHAN_GRACE_MINUTES = env_int("LUCID_ORPHAN_GRACE_MINUTES", 60)
 LUCID_BACKUP_PATH = Path(env_str("LUCID_BACKUP_PATH", str(BASE_DIR / "var" / "backups")))

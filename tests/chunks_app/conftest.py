@@ -1,10 +1,30 @@
-"""Fixtures of the chunk store tests: an empty filesystem store of the test's own."""
+"""Fixtures of the chunk store tests: an empty store of the test's own, on each backend.
 
+`store` is a filesystem store and an S3 store (on one `weed mini` for the whole run); a test of
+what only the filesystem has asks for it alone with `@pytest.mark.parametrize("store",
+["filesystem"], indirect=True)`. `stored` shows what the backend holds, read around the store.
+"""
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from chunks_app.storage.base import ChunkStore
 from chunks_app.storage.filesystem import FileSystemChunkStore
+from chunks_app.storage.s3 import MIN_PART_SIZE, S3ChunkStore
+from tests.chunks_app.helpers import files_under
+from tests.support.s3 import S3Service, weed_mini
+
+BACKENDS = ["filesystem", "s3"]
+
+
+@pytest.fixture(scope="session")
+def s3_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Service]:
+    with weed_mini(tmp_path_factory.mktemp("s3")) as service:
+        yield service
 
 
 @pytest.fixture
@@ -12,6 +32,52 @@ def root(tmp_path: Path) -> Path:
     return tmp_path / "chunks"
 
 
-@pytest.fixture
-def store(root: Path) -> FileSystemChunkStore:
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, root: Path) -> ChunkStore:
+    if request.param == "s3":
+        service = request.getfixturevalue("s3_service")
+        options = service.store_options(prefix=f"test-{uuid.uuid4().hex}")
+        return S3ChunkStore(**options, part_size=MIN_PART_SIZE)
     return FileSystemChunkStore(root=root)
+
+
+@dataclass(frozen=True)
+class FilesUnderRoot:
+    root: Path
+
+    def read(self, key: str) -> bytes:
+        return (self.root / key).read_bytes()
+
+    def names(self) -> list[str]:
+        """Every file under the root, temporary ones included."""
+        return files_under(self.root)
+
+
+@dataclass(frozen=True)
+class ObjectsUnderPrefix:
+    store: S3ChunkStore
+
+    def read(self, key: str) -> bytes:
+        answer = self.store.client.get_object(Bucket=self.store.bucket, Key=self._name(key))
+        return answer["Body"].read()
+
+    def names(self) -> list[str]:
+        """Every object under the prefix, and every unfinished upload as "<key> (unfinished)"."""
+        client, bucket, prefix = self.store.client, self.store.bucket, self.store.prefix
+        objects = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+        uploads = client.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
+        return sorted(
+            [entry["Key"].removeprefix(prefix) for entry in objects]
+            + [f"{upload['Key'].removeprefix(prefix)} (unfinished)" for upload in uploads]
+        )
+
+    def _name(self, key: str) -> str:
+        return self.store.prefix + key
+
+
+@pytest.fixture
+def stored(store: ChunkStore) -> FilesUnderRoot | ObjectsUnderPrefix:
+    if isinstance(store, S3ChunkStore):
+        return ObjectsUnderPrefix(store)
+    assert isinstance(store, FileSystemChunkStore)
+    return FilesUnderRoot(store.root)

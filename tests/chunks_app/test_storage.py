@@ -1,22 +1,30 @@
-"""The filesystem chunk store: stored bytes, atomic writes, key checks, listing and usage."""
+"""The chunk store on each backend: stored bytes, atomic writes, key checks, listing and usage."""
 
 import errno
+import io
 import os
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
+from botocore.stub import Stubber
 
 from chunks_app.storage.base import (
     ChunkNotFoundError,
     ChunkStoreError,
+    ChunkStoreFull,
     InvalidKeyError,
     StoreUsage,
 )
 from chunks_app.storage.filesystem import FileSystemChunkStore
+from chunks_app.storage.s3 import MIB, MIN_PART_SIZE, UNLIMITED_BYTES, S3ChunkStore
 from tests.chunks_app.helpers import files_under
 
+# The tests of what only a filesystem store has (files, directories, fsync, hard links).
+filesystem_only = pytest.mark.parametrize("store", ["filesystem"], indirect=True)
 SESSION_KEY = "3f2b8c1e-6d4a-4f7b-9a0e-2c5d8e1f4a7b"
 KEY = f"{SESSION_KEY}/000000000042.zst"
 
@@ -31,36 +39,37 @@ def interrupted_content():
     raise WriteInterrupted
 
 
-def test_put_writes_the_content_to_a_file_under_the_root(store, root):
+def test_put_stores_the_content_under_the_key(store, stored):
     store.put(KEY, [b"hello ", b"chunk"])
 
-    assert (root / KEY).read_bytes() == b"hello chunk"
+    assert stored.names() == [KEY]
+    assert stored.read(KEY) == b"hello chunk"
 
 
 def test_put_returns_the_number_of_bytes_written(store):
     assert store.put(KEY, [b"hello ", b"", b"chunk"]) == 11
 
 
-def test_put_accepts_a_single_bytes_object(store, root):
+def test_put_accepts_a_single_bytes_object(store, stored):
     store.put(KEY, b"whole chunk")
 
-    assert (root / KEY).read_bytes() == b"whole chunk"
+    assert stored.read(KEY) == b"whole chunk"
 
 
-def test_put_stores_large_content_unchanged(store, root):
+def test_put_stores_large_content_unchanged(store, stored):
     content = os.urandom(3 * 1024 * 1024)
 
     store.put(KEY, [content[:1000], content[1000:]])
 
-    assert (root / KEY).read_bytes() == content
+    assert stored.read(KEY) == content
 
 
-def test_put_replaces_existing_content(store, root):
+def test_put_replaces_existing_content(store, stored):
     store.put(KEY, [b"old"])
 
     store.put(KEY, [b"new"])
 
-    assert (root / KEY).read_bytes() == b"new"
+    assert stored.read(KEY) == b"new"
 
 
 def test_open_returns_the_stored_bytes(store):
@@ -83,7 +92,7 @@ def test_exists_is_false_before_put_and_true_after(store):
     assert store.exists(KEY)
 
 
-def test_exists_is_false_for_a_directory(store):
+def test_exists_is_false_for_a_prefix_of_keys(store):
     store.put(KEY, [b"chunk"])
 
     assert not store.exists(SESSION_KEY)
@@ -100,13 +109,13 @@ def test_size_of_a_missing_key_raises_not_found(store):
         store.size(KEY)
 
 
-def test_delete_removes_the_stored_file(store, root):
+def test_delete_removes_what_was_stored(store, stored):
     store.put(KEY, [b"chunk"])
 
     store.delete(KEY)
 
     assert not store.exists(KEY)
-    assert not (root / KEY).exists()
+    assert stored.names() == []
 
 
 def test_delete_of_a_missing_key_does_nothing(store):
@@ -115,24 +124,25 @@ def test_delete_of_a_missing_key_does_nothing(store):
     assert not store.exists(KEY)
 
 
-def test_interrupted_put_leaves_no_file_under_the_final_name_and_no_temporary_file(store, root):
+def test_interrupted_put_leaves_nothing_under_the_key_and_nothing_unfinished(store, stored):
     with pytest.raises(WriteInterrupted):
         store.put(KEY, interrupted_content())
 
-    assert not (root / KEY).exists()
-    assert files_under(root) == []
+    assert not store.exists(KEY)
+    assert stored.names() == []
 
 
-def test_interrupted_put_keeps_the_previous_content(store, root):
+def test_interrupted_put_keeps_the_previous_content(store, stored):
     store.put(KEY, [b"previous"])
 
     with pytest.raises(WriteInterrupted):
         store.put(KEY, interrupted_content())
 
-    assert files_under(root) == [KEY]
-    assert (root / KEY).read_bytes() == b"previous"
+    assert stored.names() == [KEY]
+    assert stored.read(KEY) == b"previous"
 
 
+@filesystem_only
 def test_failing_rename_raises_a_store_error_with_advice_and_removes_the_temporary_file(
     store, root, monkeypatch
 ):
@@ -147,7 +157,7 @@ def test_failing_rename_raises_a_store_error_with_advice_and_removes_the_tempora
     assert files_under(root) == []
 
 
-def test_os_error_from_the_content_is_not_mistaken_for_a_store_error(store, root):
+def test_os_error_from_the_content_is_not_mistaken_for_a_store_error(store, stored):
     def unreadable_upload():
         yield b"start"
         raise ConnectionResetError("client went away")
@@ -155,9 +165,10 @@ def test_os_error_from_the_content_is_not_mistaken_for_a_store_error(store, root
     with pytest.raises(ConnectionResetError):
         store.put(KEY, unreadable_upload())
 
-    assert files_under(root) == []
+    assert stored.names() == []
 
 
+@filesystem_only
 def test_put_where_a_file_blocks_the_directory_raises_a_store_error(store, root):
     store.put("session", [b"not a directory"])
 
@@ -184,11 +195,11 @@ INVALID_KEYS = [
 
 
 @pytest.mark.parametrize("key", INVALID_KEYS)
-def test_put_rejects_an_invalid_key(store, root, key):
+def test_put_rejects_an_invalid_key(store, stored, key):
     with pytest.raises(InvalidKeyError):
         store.put(key, [b"chunk"])
 
-    assert not root.exists()
+    assert stored.names() == []
 
 
 @pytest.mark.parametrize(
@@ -228,6 +239,7 @@ def test_keys_lists_only_keys_under_the_prefix(store):
     assert sorted(store.keys("ab/2")) == ["ab/2"]
 
 
+@filesystem_only
 def test_keys_skips_temporary_files(store, root):
     store.put(KEY, [b"chunk"])
     temporary = (root / KEY).with_name(".000000000043.zst.0123456789abcdef.tmp")
@@ -240,13 +252,13 @@ def test_keys_of_an_empty_store_is_empty(store):
     assert list(store.keys()) == []
 
 
-def test_usage_reports_the_stored_bytes_and_free_space(store, root):
+def test_usage_reports_the_stored_bytes_and_free_space(store):
     store.put("a/1", [b"x" * 1000])
     store.put("b/2", [b"y" * 234])
 
     usage = store.usage()
 
-    assert usage == StoreUsage(path=str(root), used_bytes=1234, free_bytes=usage.free_bytes)
+    assert usage == StoreUsage(path=store.location, used_bytes=1234, free_bytes=usage.free_bytes)
     assert usage.free_bytes > 0
 
 
@@ -257,6 +269,7 @@ def test_usage_of_a_store_not_written_to_yet_is_zero_bytes(store):
     assert usage.free_bytes > 0
 
 
+@filesystem_only
 def test_put_flushes_the_file_and_every_changed_directory_to_disk(store, root, monkeypatch):
     flushed = []
     fsync = os.fsync
@@ -275,6 +288,7 @@ def test_put_flushes_the_file_and_every_changed_directory_to_disk(store, root, m
     assert flushed[1:] == [str(session_directory), str(root), str(root.parent)]
 
 
+@filesystem_only
 def test_put_from_links_the_source_file_on_the_same_filesystem(store, root, tmp_path):
     spool = FileSystemChunkStore(root=tmp_path / "spool")
     spool.put("spooled/chunk.raw", [b"raw bytes"])
@@ -290,6 +304,7 @@ def test_put_from_links_the_source_file_on_the_same_filesystem(store, root, tmp_
     assert files_under(root) == [KEY]
 
 
+@filesystem_only
 def test_put_from_copies_across_filesystems(store, root):
     shared_memory = Path("/dev/shm")
     if not shared_memory.is_dir() or os.stat(shared_memory).st_dev == os.stat(root.parent).st_dev:
@@ -305,10 +320,140 @@ def test_put_from_copies_across_filesystems(store, root):
     assert files_under(root) == [KEY]
 
 
-def test_put_from_a_missing_source_raises_not_found_and_leaves_nothing(store, root, tmp_path):
+def test_put_from_a_missing_source_raises_not_found_and_leaves_nothing(store, stored, tmp_path):
     spool = FileSystemChunkStore(root=tmp_path / "spool")
 
     with pytest.raises(ChunkNotFoundError):
         store.put_from(KEY, source=spool, source_key="spooled/gone.raw")
 
-    assert files_under(root) == []
+    assert stored.names() == []
+
+
+def test_open_gives_a_file_that_seeks(store):
+    content = bytes(range(256)) * 4
+    store.put(KEY, [content])
+
+    with store.open(KEY) as stored:
+        stored.seek(1000)
+        assert stored.read() == content[1000:]
+        assert stored.tell() == 1024
+        stored.seek(10)
+        assert stored.read(5) == content[10:15]
+        assert stored.seek(-4, io.SEEK_END) == 1020
+        assert stored.read() == content[1020:]
+
+
+def test_delete_prefix_removes_the_keys_under_it_and_counts_them(store, stored):
+    for sequence in range(3):
+        store.put(f"{SESSION_KEY}/{sequence:012d}.zst", [b"chunk"])
+    store.put(f"{SESSION_KEY}0/000000000000.zst", [b"other session"])
+
+    assert store.delete_prefix(f"{SESSION_KEY}/") == 3
+
+    assert stored.names() == [f"{SESSION_KEY}0/000000000000.zst"]
+
+
+def test_check_writable_leaves_nothing_behind(store, stored):
+    store.check_writable()
+
+    assert stored.names() == []
+
+
+# The S3 store's own: uploads in parts, readers of a replaced object, copies within the service,
+# S3's errors and the quota that stands in for free space.
+s3_only = pytest.mark.parametrize("store", ["s3"], indirect=True)
+
+
+@s3_only
+def test_content_larger_than_a_part_goes_up_in_parts_unchanged(store, stored):
+    content = os.urandom(2 * MIN_PART_SIZE + 123)
+
+    written = store.put(KEY, [content[i : i + MIB] for i in range(0, len(content), MIB)])
+
+    assert written == len(content)
+    assert stored.names() == [KEY]
+    assert stored.read(KEY) == content
+    head = store.client.head_object(Bucket=store.bucket, Key=store.prefix + KEY)
+    assert head["ETag"].endswith('-3"')
+
+
+@s3_only
+def test_an_interrupted_upload_in_parts_keeps_the_previous_content_and_is_aborted(store, stored):
+    store.put(KEY, [b"previous"])
+
+    def interrupted_large_content():
+        yield b"x" * (MIN_PART_SIZE + 1)
+        raise WriteInterrupted
+
+    with pytest.raises(WriteInterrupted):
+        store.put(KEY, interrupted_large_content())
+
+    assert stored.names() == [KEY]
+    assert stored.read(KEY) == b"previous"
+
+
+@s3_only
+def test_a_reader_of_a_replaced_object_fails_instead_of_mixing_the_two(store):
+    store.put(KEY, [b"a" * 100])
+    reader = store.open(KEY)
+    store.put(KEY, [b"b" * 100])
+
+    reader.seek(50)
+    with pytest.raises(ChunkStoreError, match="PreconditionFailed"):
+        reader.read()
+
+
+@s3_only
+def test_put_from_another_s3_store_copies_within_the_service(store, stored, s3_service):
+    staging = S3ChunkStore(**s3_service.store_options(prefix=f"staging-{uuid.uuid4().hex}"))
+    staging.put("spooled/chunk.raw", [b"raw bytes"])
+
+    def no_reading_through_this_process(key):
+        raise AssertionError("the bytes went through this process")
+
+    staging.open = no_reading_through_this_process
+
+    assert store.put_from(KEY, source=staging, source_key="spooled/chunk.raw") == 9
+    assert stored.read(KEY) == b"raw bytes"
+    with pytest.raises(ChunkNotFoundError, match="spooled/gone.raw"):
+        store.put_from(KEY, source=staging, source_key="spooled/gone.raw")
+
+
+@s3_only
+def test_a_full_service_raises_store_full(store):
+    with Stubber(store.client) as stubber:
+        stubber.add_client_error(
+            "put_object", service_error_code="QuotaExceeded", http_status_code=403
+        )
+
+        with pytest.raises(ChunkStoreFull, match="quota"):
+            store.put(KEY, [b"chunk"])
+
+
+@s3_only
+def test_refused_credentials_raise_a_store_error_naming_them(store, s3_service):
+    options = s3_service.store_options(prefix=store.prefix)
+    intruder = S3ChunkStore(**{**options, "secret_access_key": "wrong"})
+
+    with pytest.raises(ChunkStoreError, match="AWS_SECRET_ACCESS_KEY"):
+        intruder.put(KEY, [b"chunk"])
+
+
+@s3_only
+def test_an_unreachable_service_raises_a_store_error_naming_the_endpoint(store, monkeypatch):
+    def unreachable(**kwargs):
+        raise EndpointConnectionError(endpoint_url=store.endpoint_url)
+
+    monkeypatch.setattr(store.client, "head_object", unreachable)
+
+    with pytest.raises(ChunkStoreError, match="is reachable"):
+        store.exists(KEY)
+
+
+@s3_only
+def test_free_space_is_the_quota_less_the_stored_bytes(store, s3_service):
+    quota = S3ChunkStore(**s3_service.store_options(prefix=store.prefix), quota_bytes=10_000)
+    store.put(KEY, [b"x" * 1234])
+
+    assert quota.free_bytes() == 10_000 - 1234
+    assert store.free_bytes() == UNLIMITED_BYTES

@@ -1,4 +1,4 @@
-"""The filesystem chunk store's upkeep: file ages, leftovers of interrupted writes and removal."""
+"""The chunk store's upkeep on each backend: ages, leftovers of interrupted writes, removal."""
 
 import os
 import time
@@ -9,6 +9,8 @@ import pytest
 from chunks_app.storage.base import ChunkNotFoundError, InvalidKeyError
 from tests.chunks_app.helpers import files_under
 
+# The tests of what only a filesystem store has (files, directories, settable times, links).
+filesystem_only = pytest.mark.parametrize("store", ["filesystem"], indirect=True)
 SESSION_KEY = "3f2b8c1e-6d4a-4f7b-9a0e-2c5d8e1f4a7b"
 KEY = f"{SESSION_KEY}/000000000042.zstd"
 HOUR = 3600
@@ -31,6 +33,7 @@ def leftover(path: Path, *, age: float = 2 * HOUR) -> Path:
     return path
 
 
+@filesystem_only
 def test_modified_at_is_when_the_key_was_last_written(store, root):
     store.put(KEY, b"chunk")
     os.utime(root / KEY, (1_700_000_000, 1_700_000_000))
@@ -46,8 +49,8 @@ def test_modified_at_of_a_fresh_write_is_now(store):
     assert before - 1 <= store.modified_at(KEY) <= time.time() + 1
 
 
-def test_modified_at_of_a_missing_key_raises_not_found(store, root):
-    (root / SESSION_KEY).mkdir(parents=True)
+def test_modified_at_of_a_missing_key_raises_not_found(store):
+    store.put(f"{SESSION_KEY}/000000000041.zstd", b"chunk")
 
     with pytest.raises(ChunkNotFoundError):
         store.modified_at(KEY)
@@ -67,6 +70,7 @@ def test_an_interrupted_put_leaves_nothing_behind_to_find(store):
     assert store.leftovers(older_than=time.time() + HOUR) == []
 
 
+@filesystem_only
 def test_leftovers_finds_old_temporary_files_at_every_depth(store, root):
     leftover(root / SESSION_KEY / ".000000000042.zstd.0123456789abcdef.tmp")
     leftover(root / ".health.0123456789abcdef.tmp")
@@ -77,12 +81,14 @@ def test_leftovers_finds_old_temporary_files_at_every_depth(store, root):
     ]
 
 
+@filesystem_only
 def test_leftovers_skips_files_written_after_the_cutoff(store, root):
     leftover(root / SESSION_KEY / ".recent.tmp", age=60)
 
     assert store.leftovers(older_than=time.time() - HOUR) == []
 
 
+@filesystem_only
 def test_leftovers_ignores_chunks_locks_and_other_dot_files(store, root):
     store.put(KEY, b"chunk")
     leftover(root / SESSION_KEY / ".stream.lock")
@@ -93,10 +99,11 @@ def test_leftovers_ignores_chunks_locks_and_other_dot_files(store, root):
     assert store.leftovers(older_than=time.time()) == []
 
 
-def test_leftovers_of_a_missing_root_are_none(store):
+def test_leftovers_of_a_store_never_written_to_are_none(store):
     assert store.leftovers(older_than=time.time()) == []
 
 
+@filesystem_only
 def test_remove_leftover_removes_only_that_file(store, root):
     store.put(KEY, b"chunk")
     path = leftover(root / SESSION_KEY / ".000000000042.zstd.0123456789abcdef.tmp")
@@ -109,6 +116,7 @@ def test_remove_leftover_removes_only_that_file(store, root):
     assert store.leftovers(older_than=time.time()) == []
 
 
+@filesystem_only
 def test_remove_leftover_of_a_missing_file_is_not_an_error(store):
     store.remove_leftover(f"{SESSION_KEY}/.gone.tmp")
 
@@ -126,7 +134,7 @@ def test_remove_leftover_of_a_missing_file_is_not_an_error(store):
         ".",
     ],
 )
-def test_remove_leftover_refuses_names_it_does_not_give(store, root, name):
+def test_remove_leftover_refuses_names_it_does_not_give(store, name):
     store.put(KEY, b"chunk")
 
     with pytest.raises(InvalidKeyError):
@@ -135,6 +143,7 @@ def test_remove_leftover_refuses_names_it_does_not_give(store, root, name):
     assert store.open(KEY).read() == b"chunk"
 
 
+@filesystem_only
 def test_remove_leftover_refuses_to_follow_a_link_out_of_the_root(store, root, tmp_path):
     outside = leftover(tmp_path / "elsewhere" / ".victim.tmp")
     root.mkdir()
@@ -157,6 +166,7 @@ def session_files(store, count: int) -> None:
     store.put(f"{OTHER_SESSION_KEY}/000000000000.zstd", b"other chunk")
 
 
+@filesystem_only
 def test_delete_prefix_passes_over_a_file_that_vanishes_during_the_walk(store, root, monkeypatch):
     session_files(store, 20)
     unlink = os.unlink
@@ -177,6 +187,7 @@ def test_delete_prefix_passes_over_a_file_that_vanishes_during_the_walk(store, r
     assert not (root / SESSION_KEY).exists()
 
 
+@filesystem_only
 def test_delete_prefix_removes_a_file_written_during_the_walk(store, root, monkeypatch):
     session_files(store, 3)
     unlink = os.unlink
@@ -193,3 +204,25 @@ def test_delete_prefix_removes_a_file_written_during_the_walk(store, root, monke
 
     assert files_under(root) == [f"{OTHER_SESSION_KEY}/000000000000.zstd"]
     assert not (root / SESSION_KEY).exists()
+
+
+s3_only = pytest.mark.parametrize("store", ["s3"], indirect=True)
+
+
+@s3_only
+def test_unfinished_uploads_and_stray_probes_are_leftovers_until_removed(store, stored):
+    store.put(KEY, b"chunk")
+    client, bucket = store.client, store.bucket
+    upload = client.create_multipart_upload(Bucket=bucket, Key=f"{store.prefix}{KEY}")
+    client.put_object(Bucket=bucket, Key=f"{store.prefix}.health/0123456789abcdef.tmp", Body=b"")
+
+    names = store.leftovers(older_than=time.time() + HOUR)
+    assert store.leftovers(older_than=time.time() - HOUR) == []
+    for name in names:
+        store.remove_leftover(name)
+        store.remove_leftover(name)
+
+    assert names == [".health/0123456789abcdef.tmp", f".multipart/{KEY}:{upload['UploadId']}"]
+    assert list(store.keys()) == [KEY]
+    assert stored.names() == [KEY]
+    assert store.leftovers(older_than=time.time() + HOUR) == []
