@@ -5,6 +5,7 @@ one of these instead. Django's signing binds the session, the user and the expir
 project's secret key; changing any character spoils the signature.
 """
 
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ def playback_token_issue(
     (LUCID_PLAYBACK_TOKEN_SECONDS unless given)."""
     if seconds is None:
         seconds = settings.LUCID_PLAYBACK_TOKEN_SECONDS
-    expires_at = int(time.time()) + seconds
+    expires_at = math.ceil(time.time()) + seconds
     return signing.dumps({"s": str(session_id), "u": str(user_id), "e": expires_at}, salt=SALT)
 
 
