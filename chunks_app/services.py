@@ -18,7 +18,7 @@ from chunks_app.models import MAX_SEQUENCE, Chunk, TimeMark
 from chunks_app.sealing import active_key_id, chunk_seal, upload_spool_key
 from chunks_app.selectors import ChunkDamaged, chunk_sequences_complete
 from chunks_app.signals import chunks_received
-from chunks_app.spool import Segment, SessionStream, get_spool
+from chunks_app.spool import Segment, get_spool, session_stream
 from chunks_app.storage import get_chunk_store
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus
@@ -377,12 +377,13 @@ def session_stream_append(
     """
     _require_recording(session)
     _claim_ingest_mode(session=session, mode=IngestMode.STREAM)
-    stream = SessionStream(session_id=session.pk, chunk_size=session.chunk_size)
+    stream = session_stream(session_id=session.pk, chunk_size=session.chunk_size)
     with _lost_to_deletion(session), stream.locked():
-        session.refresh_from_db(fields=["status", "stream_offset"])
+        session.refresh_from_db(fields=["status", "stream_offset", "stream_part"])
         _require_recording(session)
-        offset = session.stream_offset
-        received, segments = stream.append(offset=offset, pieces=_body_pieces(body, limit=None))
+        offset, part = session.stream_offset, session.stream_part
+        appended = stream.append(offset=offset, part=part, pieces=_body_pieces(body, limit=None))
+        received, segments = appended.received, appended.segments
         if time_ms is not None and not received:
             raise ValidationFailed(
                 "An append without bytes marks no time; send Lucid-Time-Ms with the bytes it "
@@ -393,8 +394,11 @@ def session_stream_append(
 
         def record_append() -> None:
             advanced = Session.objects.filter(
-                pk=session.pk, status=SessionStatus.RECORDING, stream_offset=offset
-            ).update(stream_offset=offset + received)
+                pk=session.pk,
+                status=SessionStatus.RECORDING,
+                stream_offset=offset,
+                stream_part=part,
+            ).update(stream_offset=offset + received, stream_part=appended.part)
             if not advanced or not _count_chunks_in(session=session, chunks=chunks):
                 raise _not_recording_now(session)
             if time_ms is not None:
@@ -407,7 +411,7 @@ def session_stream_append(
             chunks_received.send(sender=Chunk, session=session, chunk_ids=chunk_ids)
 
         atomic_retried(record_append)
-    session.stream_offset = offset + received
+    session.stream_offset, session.stream_part = offset + received, appended.part
     return StreamAppendResult(
         received=received,
         offset=session.stream_offset,
@@ -419,7 +423,7 @@ def session_stop(*, session: Session, duration_ms: int | None = None) -> Session
     """Stop recording: flush the stream's tail into a last chunk, place every chunk in the
     recording, seal the manifest and note whether any sequence is missing (`complete`); a
     session with gaps stops all the same. `duration_ms` is the recording's total duration."""
-    stream = SessionStream(session_id=session.pk, chunk_size=session.chunk_size)
+    stream = session_stream(session_id=session.pk, chunk_size=session.chunk_size)
     with _lost_to_deletion(session), stream.locked():
         session.refresh_from_db()
 
@@ -456,8 +460,9 @@ def session_stream_seal(*, session: Session) -> Chunk | None:
 
     Runs inside the caller's transaction and stream lock.
     """
-    stream = SessionStream(session_id=session.pk, chunk_size=session.chunk_size)
-    segment = stream.seal(offset=session.stream_offset)
+    stream = session_stream(session_id=session.pk, chunk_size=session.chunk_size)
+    session.refresh_from_db(fields=["stream_offset", "stream_part"])
+    segment = stream.seal(offset=session.stream_offset, part=session.stream_part)
     if segment is None:
         return None
     (chunk,) = _chunks_from_segments(session=session, segments=[segment])

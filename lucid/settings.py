@@ -89,9 +89,30 @@ LUCID_CHUNK_STORE_BACKEND = env_str(
 LUCID_CHUNK_STORE_OPTIONS = {"root": str(LUCID_CHUNK_STORE_PATH)}
 # 0: the watermark is a share of the chunk store's filesystem; otherwise of this many bytes.
 LUCID_STORAGE_QUOTA_BYTES = env_int("LUCID_STORAGE_QUOTA_BYTES", 0)
-# `filesystem` (LUCID_CHUNK_STORE_PATH) or `s3`: chunks in an S3 bucket, under
-# LUCID_S3_PREFIX + "chunks/". The spool stays a directory under LUCID_STORAGE_PATH.
+# `filesystem`: chunks under LUCID_CHUNK_STORE_PATH, the spool under LUCID_STORAGE_PATH (every
+# role that ingests or processes must share them). `s3`: both in an S3 bucket, under
+# LUCID_S3_PREFIX + "chunks/" and "spool/"; roles then share nothing on disk.
 LUCID_STORAGE_BACKEND = env_str("LUCID_STORAGE_BACKEND", "filesystem")
+LUCID_SPOOL_STORE_BACKEND = ""
+LUCID_SPOOL_STORE_OPTIONS: dict[str, object] = {}
+
+
+def s3_store_options(area: str, *, quota_bytes: int) -> dict[str, object]:
+    """An `S3ChunkStore`'s options for `area` ("chunks" or "spool") of the configured bucket.
+
+    Without a region or credentials here, boto3 looks further (AWS_DEFAULT_REGION, its config
+    files, an instance role).
+    """
+    return {
+        "bucket": env_str("LUCID_S3_BUCKET"),
+        "prefix": f"{env_str('LUCID_S3_PREFIX').strip('/')}/{area}".lstrip("/"),
+        "endpoint_url": env_str("LUCID_S3_ENDPOINT_URL") or None,
+        "region_name": env_str("LUCID_S3_REGION") or None,
+        "access_key_id": env_str_or_file("AWS_ACCESS_KEY_ID") or None,
+        "secret_access_key": env_str_or_file("AWS_SECRET_ACCESS_KEY") or None,
+        "quota_bytes": quota_bytes,
+    }
+
 
 if LUCID_STORAGE_BACKEND == "s3":
     if not env_str("LUCID_S3_BUCKET"):
@@ -102,18 +123,9 @@ if LUCID_STORAGE_BACKEND == "s3":
             "space to measure; the high watermark is a share of the quota, and the health "
             "check's free space is what the stored chunks leave of it."
         )
-    LUCID_CHUNK_STORE_BACKEND = "chunks_app.storage.s3.S3ChunkStore"
-    # Without a region or credentials here, boto3 looks further (AWS_DEFAULT_REGION, its
-    # config files, an instance role).
-    LUCID_CHUNK_STORE_OPTIONS = {
-        "bucket": env_str("LUCID_S3_BUCKET"),
-        "prefix": f"{env_str('LUCID_S3_PREFIX').strip('/')}/chunks".lstrip("/"),
-        "endpoint_url": env_str("LUCID_S3_ENDPOINT_URL") or None,
-        "region_name": env_str("LUCID_S3_REGION") or None,
-        "access_key_id": env_str_or_file("AWS_ACCESS_KEY_ID") or None,
-        "secret_access_key": env_str_or_file("AWS_SECRET_ACCESS_KEY") or None,
-        "quota_bytes": LUCID_STORAGE_QUOTA_BYTES,
-    }
+    LUCID_CHUNK_STORE_BACKEND = LUCID_SPOOL_STORE_BACKEND = "chunks_app.storage.s3.S3ChunkStore"
+    LUCID_CHUNK_STORE_OPTIONS = s3_store_options("chunks", quota_bytes=LUCID_STORAGE_QUOTA_BYTES)
+    LUCID_SPOOL_STORE_OPTIONS = s3_store_options("spool", quota_bytes=0)
 elif LUCID_STORAGE_BACKEND != "filesystem":
     raise ImproperlyConfigured(
         f"LUCID_STORAGE_BACKEND must be filesystem or s3, got {LUCID_STORAGE_BACKEND!r}."

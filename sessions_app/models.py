@@ -53,6 +53,8 @@ class Session(models.Model):
         max_length=8, choices=IngestMode.choices, default=IngestMode.UNDECIDED, blank=True
     )
     stream_offset = models.PositiveBigIntegerField(default=0)
+    # The last part of the stream's open segment in an object-store spool ("" on a filesystem).
+    stream_part = models.CharField(max_length=32, blank=True, default="")
     last_data_at = models.DateTimeField(null=True, blank=True)
     merkle_root = models.CharField(max_length=64, blank=True, default="")
     complete = models.BooleanField(default=False)

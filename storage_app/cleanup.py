@@ -20,7 +20,7 @@ from django.db import DatabaseError
 
 from chunks_app.models import Chunk
 from chunks_app.selectors import storage_usage_changed
-from chunks_app.spool import SessionStream, get_spool
+from chunks_app.spool import SessionStream, get_spool, session_stream
 from chunks_app.storage import ChunkNotFoundError, ChunkStore, ChunkStoreError, get_chunk_store
 from core.choices import ChunkStatus
 from core.db import atomic_retried
@@ -135,23 +135,28 @@ def _file_of(chunk: Chunk) -> tuple[str, str]:
     return SPOOL, chunk.spool_key
 
 
-def _open_stream_tail(session: Session | None) -> str | None:
-    """The spool key of the stream segment a recording session is still filling."""
+def _open_stream_tail(session: Session | None) -> tuple[SessionStream, int] | None:
+    """The stream of a recording session and its offset: the segment it is still filling."""
     if (
         session is None
         or session.status not in RECORDING_STATUSES
         or session.ingest_mode != IngestMode.STREAM
     ):
         return None
-    stream = SessionStream(session_id=session.pk, chunk_size=session.chunk_size)
-    return stream.spool_key(session.stream_offset // session.chunk_size)
+    stream = session_stream(session_id=session.pk, chunk_size=session.chunk_size)
+    return stream, session.stream_offset
 
 
 def _orphan_reason(
-    *, area: str, key: str, chunk: Chunk | None, tail: str | None, chunk_store: ChunkStore
+    *,
+    area: str,
+    key: str,
+    chunk: Chunk | None,
+    tail: tuple[SessionStream, int] | None,
+    chunk_store: ChunkStore,
 ) -> str | None:
     """Why the file `key` in `area` can go, given the row naming it and the open stream tail."""
-    if key == tail:
+    if tail is not None and tail[0].holds(key, offset=tail[1]):
         return None
     if chunk is None:
         return NO_ROW

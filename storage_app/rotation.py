@@ -21,7 +21,7 @@ from chunks_app.models import Chunk
 from chunks_app.sealing import chunk_seal, stored_key, upload_spool_key
 from chunks_app.selectors import ChunkDamaged, chunk_read_stored
 from chunks_app.services import chunk_mark_damaged, session_files_delete
-from chunks_app.spool import SessionStream, get_spool
+from chunks_app.spool import get_spool, session_stream
 from chunks_app.storage import ChunkStore, ChunkStoreError, get_chunk_store
 from core.choices import ChunkStatus
 from core.db import atomic_retried
@@ -176,31 +176,43 @@ def _chunk_rotate(*, chunk: Chunk, key_id: str, report: RotationReport) -> None:
 def _stream_tails() -> Iterator[Session]:
     """Sessions still filling a stream segment (as last read; check again under its lock)."""
     sessions = Session.objects.filter(status__in=RECORDING_STATUSES, ingest_mode=IngestMode.STREAM)
-    for session in sessions.only("id", "chunk_size", "stream_offset").order_by("pk"):
+    fields = ("id", "chunk_size", "stream_offset", "stream_part")
+    for session in sessions.only(*fields).order_by("pk"):
         if session.stream_offset % session.chunk_size:
             yield session
 
 
 def _tail_needs_reseal(*, session: Session, key_id: str) -> bool:
     """Whether the session's open stream segment is kept other than under `key_id`."""
-    stream = SessionStream(session_id=session.pk, chunk_size=session.chunk_size)
-    sequence = session.stream_offset // session.chunk_size
-    if not get_spool().exists(stream.spool_key(sequence)):
+    stream = session_stream(session_id=session.pk, chunk_size=session.chunk_size)
+    sequence, part = session.stream_offset // session.chunk_size, session.stream_part
+    if not stream.has_segment(sequence=sequence, part=part):
         return False
-    return stream.segment_key_id(sequence) != key_id
+    return stream.segment_key_id(sequence=sequence, part=part) != key_id
 
 
 def _tail_reseal(*, session: Session, key_id: str) -> bool:
     """Rewrite the session's open stream segment under `key_id`, under the stream's lock."""
-    stream = SessionStream(session_id=session.pk, chunk_size=session.chunk_size)
+    stream = session_stream(session_id=session.pk, chunk_size=session.chunk_size)
     with stream.locked():
-        current = Session.objects.filter(pk=session.pk).only("status", "stream_offset").first()
+        fields = ("status", "stream_offset", "stream_part")
+        current = Session.objects.filter(pk=session.pk).only(*fields).first()
         if current is None:
             session_files_delete(session_id=session.pk)
             return False
         if current.status not in RECORDING_STATUSES:
             return False
-        return stream.reseal(offset=current.stream_offset, key_id=key_id)
+        offset, part = current.stream_offset, current.stream_part
+        resealed = stream.reseal(offset=offset, part=part, key_id=key_id)
+        if resealed is None:
+            return False
+        if resealed == part:
+            return True
+        return bool(
+            Session.objects.filter(pk=session.pk, stream_offset=offset, stream_part=part).update(
+                stream_part=resealed
+            )
+        )
 
 
 @contextmanager

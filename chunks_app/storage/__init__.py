@@ -1,13 +1,16 @@
-"""The chunk store: pick the configured backend once per process and share it.
+"""The chunk store and the spool: pick the configured backends once per process and share them.
 
 `LUCID_CHUNK_STORE_BACKEND` is the dotted path of a `ChunkStore` class and
 `LUCID_CHUNK_STORE_OPTIONS` the keyword arguments it is built with, e.g. `{"root": "/data"}`.
-Changing either setting (as `override_settings` does in tests) drops the cached store.
+`LUCID_SPOOL_STORE_BACKEND` and `LUCID_SPOOL_STORE_OPTIONS` do the same for the spool; without
+them the spool is the directory `spool` under LUCID_STORAGE_PATH. Changing any of these settings
+(as `override_settings` does in tests) drops the cached stores.
 """
 
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -33,36 +36,65 @@ __all__ = [
     "InvalidKeyError",
     "StoreUsage",
     "get_chunk_store",
+    "get_spool",
     "validate_key",
 ]
 
 DEFAULT_BACKEND = "chunks_app.storage.filesystem.FileSystemChunkStore"
-_SETTINGS = frozenset({"LUCID_CHUNK_STORE_BACKEND", "LUCID_CHUNK_STORE_OPTIONS"})
+_SETTINGS = frozenset(
+    {
+        "LUCID_CHUNK_STORE_BACKEND",
+        "LUCID_CHUNK_STORE_OPTIONS",
+        "LUCID_SPOOL_STORE_BACKEND",
+        "LUCID_SPOOL_STORE_OPTIONS",
+        "LUCID_STORAGE_PATH",
+    }
+)
 
 
 @functools.cache
 def get_chunk_store() -> ChunkStore:
-    backend = getattr(settings, "LUCID_CHUNK_STORE_BACKEND", DEFAULT_BACKEND)
-    options: dict[str, Any] = getattr(settings, "LUCID_CHUNK_STORE_OPTIONS", {})
+    return _store_built(
+        "LUCID_CHUNK_STORE",
+        backend=getattr(settings, "LUCID_CHUNK_STORE_BACKEND", DEFAULT_BACKEND),
+        options=getattr(settings, "LUCID_CHUNK_STORE_OPTIONS", {}),
+    )
+
+
+@functools.cache
+def get_spool() -> ChunkStore:
+    """Where received bytes wait, fsynced (or in the object store), until they are stored."""
+    backend = getattr(settings, "LUCID_SPOOL_STORE_BACKEND", "")
+    if not backend:
+        return _store_built(
+            "LUCID_SPOOL_STORE",
+            backend=DEFAULT_BACKEND,
+            options={"root": str(Path(settings.LUCID_STORAGE_PATH) / "spool")},
+        )
+    return _store_built(
+        "LUCID_SPOOL_STORE",
+        backend=backend,
+        options=getattr(settings, "LUCID_SPOOL_STORE_OPTIONS", {}),
+    )
+
+
+def _store_built(setting: str, *, backend: str, options: dict[str, Any]) -> ChunkStore:
     try:
         store_class = import_string(backend)
     except ImportError as exc:
         raise ImproperlyConfigured(
-            f"LUCID_CHUNK_STORE_BACKEND {backend!r} cannot be imported: {exc}"
+            f"{setting}_BACKEND {backend!r} cannot be imported: {exc}"
         ) from exc
     if not (isinstance(store_class, type) and issubclass(store_class, ChunkStore)):
-        raise ImproperlyConfigured(
-            f"LUCID_CHUNK_STORE_BACKEND {backend!r} is not a ChunkStore subclass."
-        )
+        raise ImproperlyConfigured(f"{setting}_BACKEND {backend!r} is not a ChunkStore subclass.")
     try:
         return store_class(**options)
     except TypeError as exc:
-        raise ImproperlyConfigured(
-            f"LUCID_CHUNK_STORE_OPTIONS do not fit {backend}: {exc}"
-        ) from exc
+        raise ImproperlyConfigured(f"{setting}_OPTIONS do not fit {backend}: {exc}") from exc
 
 
 @receiver(setting_changed)
-def _drop_cached_chunk_store(*, setting: str, **kwargs: Any) -> None:
+def _drop_cached_stores(*, setting: str, **kwargs: Any) -> None:
     if setting in _SETTINGS:
         get_chunk_store.cache_clear()
+        get_spool.cache_clear()

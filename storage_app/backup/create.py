@@ -16,7 +16,7 @@ from chunks_app.models import Chunk, TimeMark
 from chunks_app.sealing import chunk_seal
 from chunks_app.selectors import ChunkDamaged, KeptFile, chunk_read_kept_file
 from chunks_app.services import chunk_mark_damaged
-from chunks_app.spool import SessionStream, get_spool
+from chunks_app.spool import SessionStream, session_stream
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus, CompressionAlgorithm
 from core.counters import counters_set
@@ -154,29 +154,30 @@ def _session_snapshot(session: Session) -> _Snapshot:
     )
     if not live_stream:
         return _Snapshot(*_marks_and_chunks(session))
-    stream = SessionStream(session_id=session.pk, chunk_size=session.chunk_size)
+    stream = session_stream(session_id=session.pk, chunk_size=session.chunk_size)
     with stream.locked():
         _session_refresh(session)
         marks, chunks = _marks_and_chunks(session)
         sequence, size = divmod(session.stream_offset, session.chunk_size)
         if not size or any(chunk.sequence == sequence for chunk in chunks):
             return _Snapshot(marks, chunks)
-        return _Snapshot(marks, chunks, _stream_tail(stream, sequence=sequence, size=size))
+        tail = _stream_tail(stream, sequence=sequence, size=size, part=session.stream_part)
+        return _Snapshot(marks, chunks, tail)
 
 
-def _stream_tail(stream: SessionStream, *, sequence: int, size: int) -> KeptFile:
+def _stream_tail(stream: SessionStream, *, sequence: int, size: int, part: str) -> KeptFile:
     """The acknowledged `size` bytes of the open segment (call under `stream.locked()`), as
     the archive keeps them: sealed again under the segment's key if it is sealed, since the
     segment file may hold records past them that were never acknowledged."""
-    spool, key = get_spool(), stream.spool_key(sequence)
-    tail = stream.read(sequence=sequence, size=size) if spool.exists(key) else b""
+    held = stream.has_segment(sequence=sequence, part=part)
+    tail = stream.read(sequence=sequence, size=size, part=part) if held else b""
     if len(tail) != size:
         raise BackupError(
             f"The acknowledged stream bytes of session {stream.session_id} past its last chunk "
             f"are missing from the spool; run `manage.py verify --session {stream.session_id}`, "
             "or leave the session out with --sessions."
         )
-    key_id = stream.segment_key_id(sequence)
+    key_id = stream.segment_key_id(sequence=sequence, part=part)
     content = chunk_seal([tail], session_id=stream.session_id, sequence=sequence, key_id=key_id)
     return KeptFile(
         content=b"".join(content),

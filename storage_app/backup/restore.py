@@ -27,7 +27,7 @@ from chunks_app.models import Chunk, TimeMark
 from chunks_app.sealing import upload_spool_key
 from chunks_app.selectors import chunk_sequences_complete
 from chunks_app.services import chunk_offsets_place
-from chunks_app.spool import SessionStream, get_spool
+from chunks_app.spool import RESTORED_PART, get_spool, session_stream
 from chunks_app.storage import ChunkStore, ChunkStoreError, get_chunk_store
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus
@@ -149,6 +149,8 @@ def _time_marks_write(session_id: uuid.UUID, marks: list[Mark]) -> int:
 def _session_rows_write(session: ArchivedSession, *, marks: list[Mark], archive_id: str) -> bool:
     """Write the session's rows in one transaction; True if its owner had to be created."""
     fields = session_fields(session.record)
+    if session.write_tail:
+        fields["stream_part"] = RESTORED_PART
     now = timezone.now()
 
     def write() -> bool:
@@ -247,9 +249,9 @@ class _SessionFiles:
             return True
         if TAIL_MEMBER.fullmatch(name) and self.session.write_tail:
             chunk_size = self.session.record["chunk_size"]
-            stream = SessionStream(session_id=self.session.id, chunk_size=chunk_size)
-            key = stream.spool_key(
-                self.session.record["stream_offset"] // chunk_size,
+            stream = session_stream(session_id=self.session.id, chunk_size=chunk_size)
+            key = stream.tail_key(
+                sequence=self.session.record["stream_offset"] // chunk_size,
                 sealed=self.session.stream_tail.key_id is not None,
             )
             self._put(get_spool(), key, name, member)

@@ -13,7 +13,7 @@ from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 
 from chunks_app.models import Chunk
-from chunks_app.spool import SessionStream, get_spool
+from chunks_app.spool import get_spool, session_stream
 from core.choices import AuditAction
 from core.encryption import generate_key_line, record_boundary
 from core.models import AuditEntry
@@ -443,7 +443,7 @@ def test_a_stream_segment_begun_without_keys_stays_plain_and_the_next_is_sealed(
 
     chunks = Chunk.objects.filter(session=recording).order_by("sequence")
     assert [(chunk.sequence, chunk.key_id) for chunk in chunks] == [(0, None), (1, "A")]
-    stream = SessionStream(session_id=recording.pk, chunk_size=CHUNK_SIZE)
+    stream = session_stream(session_id=recording.pk, chunk_size=CHUNK_SIZE)
     assert [stream.spool_key(sequence) for sequence in range(3)] == [
         f"{recording.id}/stream-{sequence:012d}.{suffix}"
         for sequence, suffix in enumerate(["raw", "sealed", "sealed"])

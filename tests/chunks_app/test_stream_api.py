@@ -5,7 +5,7 @@ import hashlib
 import pytest
 
 from chunks_app.models import Chunk
-from chunks_app.spool import SessionStream
+from chunks_app.spool import session_stream
 from tests.chunks_app.helpers import (
     CHUNK_SIZE,
     body_of,
@@ -102,9 +102,14 @@ def test_append_outside_recording_is_409(api_client, user):
 def test_unacknowledged_bytes_of_an_interrupted_append_are_dropped(api_client, recording):
     acknowledged = random_bytes(1000)
     post_stream(api_client, recording, acknowledged)
-    stream = SessionStream(session_id=recording.id, chunk_size=CHUNK_SIZE)
+    recording.refresh_from_db()
+    stream = session_stream(session_id=recording.id, chunk_size=CHUNK_SIZE)
     with stream.locked():
-        stream.append(offset=1000, pieces=[b"written but never acknowledged" * 3000])
+        stream.append(
+            offset=1000,
+            part=recording.stream_part,
+            pieces=[b"written but never acknowledged" * 3000],
+        )
 
     post_stream(api_client, recording, b"after")
     api_client.post(f"/api/v1/sessions/{recording.id}/stop")
