@@ -60,6 +60,25 @@ def _session_gone(session: Session) -> NotFound:
     return NotFound(f"No session with id '{session.pk}'.")
 
 
+class StreamConflict(Conflict):
+    """A concurrent append to the same stream was recorded first; nothing of this one was."""
+
+    default_code = "stream_conflict"
+
+
+def _stream_conflict_check(session: Session) -> None:
+    """Raise `StreamConflict` if the stream moved on under a recording session."""
+    recording = Session.objects.filter(pk=session.pk, status=SessionStatus.RECORDING)
+    end = recording.values_list("stream_offset", flat=True).first()
+    if end is not None:
+        raise StreamConflict(
+            "Another append to this session's stream was recorded first (two writers at one "
+            f"stream); nothing of this one was. The stream now ends at byte {end}: send the "
+            "bytes again if they belong after it.",
+            extra={"offset": end},
+        )
+
+
 def _not_recording_now(session: Session) -> Conflict | NotFound:
     """The error for a session that stopped recording (or vanished) while we were writing."""
     try:
@@ -394,12 +413,12 @@ def session_stream_append(
 
         def record_append() -> None:
             advanced = Session.objects.filter(
-                pk=session.pk,
-                status=SessionStatus.RECORDING,
-                stream_offset=offset,
-                stream_part=part,
-            ).update(stream_offset=offset + received, stream_part=appended.part)
-            if not advanced or not _count_chunks_in(session=session, chunks=chunks):
+                pk=session.pk, status=SessionStatus.RECORDING, stream_offset=offset
+            ).filter(stream_part=part)
+            if not advanced.update(stream_offset=offset + received, stream_part=appended.part):
+                _stream_conflict_check(session)
+                raise _not_recording_now(session)
+            if not _count_chunks_in(session=session, chunks=chunks):
                 raise _not_recording_now(session)
             if time_ms is not None:
                 sequence, position = divmod(offset, session.chunk_size)
