@@ -28,6 +28,7 @@ from chunks_app.storage import (
     get_chunk_store,
 )
 from core.choices import CompressionAlgorithm
+from core.counters import counters_read
 from core.encryption import AuthenticationFailed
 from core.errors import ApplicationError, NotFound
 from sessions_app.choices import IngestMode, SessionStatus
@@ -372,9 +373,27 @@ def session_manifest(*, session: Session) -> dict:
     }
 
 
+def storage_used_counted() -> int:
+    """The bytes the chunk rows say are kept: stored chunks and the spool's backlog."""
+    counters = counters_read(["chunks.stored_bytes", "chunks.backlog_bytes"])
+    return sum(counters.values())
+
+
+def storage_free_bytes() -> int:
+    """The chunk store's free bytes: read live from its filesystem, or for an object store the
+    quota less what the rows count."""
+    store = get_chunk_store()
+    if store.usage_from_database:
+        return max(settings.LUCID_STORAGE_QUOTA_BYTES - storage_used_counted(), 0)
+    return store.free_bytes()
+
+
 def storage_usage() -> StoreUsage:
     """The chunk store's used and free bytes; free bytes are read live, used bytes (a walk of
     the whole store: seconds at millions of files) come from the cache.
+
+    An object store's use is what the rows count, of LUCID_STORAGE_QUOTA_BYTES (a listing of
+    the bucket would cost a request per 1000 objects).
 
     Only the first reading waits for a walk. Once the reading is older than
     LUCID_STORAGE_USAGE_CACHE_SECONDS, or `storage_usage_changed` was called, the next caller
@@ -382,6 +401,9 @@ def storage_usage() -> StoreUsage:
     until it is done.
     """
     store = get_chunk_store()
+    if store.usage_from_database:
+        used = storage_used_counted()
+        return StoreUsage(path=store.location, used_bytes=used, free_bytes=storage_free_bytes())
     used = cache.get(STORAGE_USED_CACHE_KEY)
     if used is None:
         used = _storage_used_measure(store)

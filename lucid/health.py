@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chunks_app.selectors import storage_free_bytes
 from chunks_app.spool import get_spool
 from chunks_app.storage import get_chunk_store
 from core.encryption import key_ring
@@ -27,14 +28,15 @@ def check_database() -> str:
 def check_storage() -> str:
     """`ok`, or which store is (nearly) full, what that does, and what to do about it."""
     minimum = settings.LUCID_HEALTH_MIN_FREE_MB * MIB
+    spool = get_spool()
     stores = (
-        ("chunk store", get_chunk_store(), "received chunks wait until there is room"),
-        ("spool", get_spool(), "uploads are refused"),
+        ("chunk store", get_chunk_store(), storage_free_bytes, "chunks wait until there is room"),
+        ("spool", spool, spool.free_bytes, "uploads are refused"),
     )
     full = []
-    for name, store, consequence in stores:
+    for name, store, free_bytes, consequence in stores:
         store.check_writable()
-        free = store.free_bytes()
+        free = free_bytes()
         if free < minimum:
             full.append(
                 f"{name} full: only {free // MIB} MiB free at {store.location} (minimum "

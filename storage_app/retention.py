@@ -18,7 +18,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from chunks_app.models import Chunk
-from chunks_app.selectors import storage_usage_changed
+from chunks_app.selectors import storage_usage_changed, storage_used_counted
 from chunks_app.services import session_stop
 from chunks_app.storage import get_chunk_store
 from core.audit import audit_record
@@ -184,12 +184,13 @@ def _by_count(
 
 
 def _chunk_store_usage() -> DiskUsage | None:
-    """The chunk store's usage: of LUCID_STORAGE_QUOTA_BYTES if set, else of its filesystem."""
+    """The chunk store's usage: of LUCID_STORAGE_QUOTA_BYTES if set, else of its filesystem.
+
+    An object store's used bytes are those the rows count; a filesystem's are walked."""
     store = get_chunk_store()
     if settings.LUCID_STORAGE_QUOTA_BYTES > 0:
-        return DiskUsage(
-            used_bytes=store.used_bytes(), total_bytes=settings.LUCID_STORAGE_QUOTA_BYTES
-        )
+        used = storage_used_counted() if store.usage_from_database else store.used_bytes()
+        return DiskUsage(used_bytes=used, total_bytes=settings.LUCID_STORAGE_QUOTA_BYTES)
     location = Path(store.location)
     while not location.exists() and location.parent != location:
         location = location.parent

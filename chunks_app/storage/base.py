@@ -67,6 +67,10 @@ def validate_prefix(prefix: str) -> None:
 
 
 class ChunkStore(ABC):
+    # Whether `used_bytes` is a listing too slow and costly to repeat (an object store): the
+    # service then counts the bytes its rows say it stored instead.
+    usage_from_database = False
+
     @abstractmethod
     def put(self, key: str, content: Iterable[bytes]) -> int:
         """Store `content` under `key` atomically and durably; return the bytes written."""

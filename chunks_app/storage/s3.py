@@ -2,7 +2,8 @@
 per key under `prefix` in `bucket`.
 
 An object PUT is atomic (a key names nothing, the old bytes or the new ones, never a part) and
-durable once answered. Content of `part_size` or more goes up as a multipart upload, aborted if
+durable once answered; it carries the body's SHA-256, so bytes changed on the way are refused.
+Content of `part_size` or more goes up as a multipart upload, aborted if
 the content fails; uploads that were never completed nor aborted (a killed process) are the
 store's leftovers. botocore's errors come out as `ChunkStoreError` saying what to check.
 
@@ -67,6 +68,8 @@ _FORBIDDEN = frozenset(
 _INSUFFICIENT_STORAGE = 507
 
 
+# Every PUT carries the SHA-256 of its body, which the service checks before it keeps anything.
+CHECKSUM = "SHA256"
 _SESSION_LOCK = threading.Lock()
 
 
@@ -78,6 +81,10 @@ def _session() -> boto3.session.Session:
 
 
 class S3ChunkStore(ChunkStore):
+    """Chunks as objects under a prefix of an S3 bucket."""
+
+    usage_from_database = True
+
     def __init__(
         self,
         *,
@@ -137,7 +144,9 @@ class S3ChunkStore(ChunkStore):
             if len(buffer) >= self.part_size:
                 return self._put_in_parts(key, object_key, buffer, pieces)
         with self._errors("write", key):
-            self.client.put_object(Bucket=self.bucket, Key=object_key, Body=bytes(buffer))
+            self.client.put_object(
+                Bucket=self.bucket, Key=object_key, Body=bytes(buffer), ChecksumAlgorithm=CHECKSUM
+            )
         return len(buffer)
 
     def _put_in_parts(
@@ -145,9 +154,9 @@ class S3ChunkStore(ChunkStore):
     ) -> int:
         """A multipart upload of `buffer` and the rest of `pieces`, aborted if anything fails."""
         with self._errors("start an upload of", key):
-            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=object_key)[
-                "UploadId"
-            ]
+            upload_id = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=object_key, ChecksumAlgorithm=CHECKSUM
+            )["UploadId"]
         parts: list[dict[str, Any]] = []
         written = 0
 
@@ -160,8 +169,15 @@ class S3ChunkStore(ChunkStore):
                     UploadId=upload_id,
                     PartNumber=number,
                     Body=body,
+                    ChecksumAlgorithm=CHECKSUM,
                 )
-            parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+            parts.append(
+                {
+                    "PartNumber": number,
+                    "ETag": answer["ETag"],
+                    "ChecksumSHA256": answer["ChecksumSHA256"],
+                }
+            )
 
         try:
             while True:

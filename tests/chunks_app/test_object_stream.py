@@ -4,13 +4,12 @@ Every test here keeps the spool and the chunk store in a `weed mini` bucket (und
 its own) and nothing on the local disk.
 """
 
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from chunks_app.models import Chunk
-from chunks_app.spool import get_spool, session_stream
+from chunks_app.spool import session_stream
 from chunks_app.storage.s3 import S3ChunkStore
 from sessions_app.models import Session
 from tests.chunks_app.helpers import (
@@ -21,24 +20,14 @@ from tests.chunks_app.helpers import (
     random_bytes,
     wait_until_settled,
 )
+from tests.support.object_storage import object_storage_use
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-S3_STORE = "chunks_app.storage.s3.S3ChunkStore"
 
 
 @pytest.fixture(autouse=True)
 def object_spool(settings, s3_service) -> S3ChunkStore:
-    prefix = f"test-{uuid.uuid4().hex}"
-    settings.LUCID_SPOOL_STORE_BACKEND = settings.LUCID_CHUNK_STORE_BACKEND = S3_STORE
-    settings.LUCID_SPOOL_STORE_OPTIONS = s3_service.store_options(prefix=f"{prefix}/spool")
-    settings.LUCID_CHUNK_STORE_OPTIONS = {
-        **s3_service.store_options(prefix=f"{prefix}/chunks"),
-        "quota_bytes": 2**34,
-    }
-    spool = get_spool()
-    assert isinstance(spool, S3ChunkStore)
-    return spool
+    return object_storage_use(settings, s3_service, quota_bytes=2**34)
 
 
 def stop(client, session: Session) -> None:

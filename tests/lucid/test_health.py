@@ -49,7 +49,7 @@ def test_low_free_space_turns_503_and_says_which_store_is_full_and_what_to_do(
     storage = response.json()["checks"]["storage"]
     assert storage.startswith("chunk store full: only ")
     assert str(storage_paths.LUCID_CHUNK_STORE_PATH) in storage
-    assert "received chunks wait until there is room" in storage
+    assert "chunks wait until there is room" in storage
     assert "spool full: only " in storage
     assert storage.endswith("Free space (delete sessions, run cleanup) or grow the disk.")
 
