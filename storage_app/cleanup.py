@@ -21,7 +21,13 @@ from django.db import DatabaseError
 from chunks_app.models import Chunk
 from chunks_app.selectors import storage_usage_changed
 from chunks_app.spool import SessionStream, get_spool, session_stream
-from chunks_app.storage import ChunkNotFoundError, ChunkStore, ChunkStoreError, get_chunk_store
+from chunks_app.storage import (
+    ChunkNotFoundError,
+    ChunkStore,
+    ChunkStoreError,
+    StoredEntry,
+    get_chunk_store,
+)
 from core.choices import ChunkStatus
 from core.db import atomic_retried
 from core.progress import ProgressFactory
@@ -177,25 +183,23 @@ def _orphans_in(
     stores: dict[str, ChunkStore],
     area: str,
     session_id: uuid.UUID,
-    keys: Iterable[str],
+    entries: Iterable[StoredEntry],
     older_than: float,
 ) -> Iterator[OrphanFile]:
-    """The orphans among `keys`, the files of one session's directory in `area`."""
+    """The orphans among `entries`, the files of one session's directory in `area`."""
     key_field = "storage_key" if area == STORE else "spool_key"
     chunks = Chunk.objects.filter(session_id=session_id).only(*CHUNK_FIELDS)
     named = {getattr(chunk, key_field): chunk for chunk in chunks}
     tail = _open_stream_tail(_session_for_tail(session_id)) if area == SPOOL else None
-    for key in keys:
+    for entry in entries:
+        if entry.modified_at >= older_than:
+            continue
+        key = entry.key
         reason = _orphan_reason(
             area=area, key=key, chunk=named.get(key), tail=tail, chunk_store=stores[STORE]
         )
-        if not reason or not _modified_before(stores[area], key, older_than):
-            continue
-        try:
-            size = stores[area].size(key)
-        except ChunkNotFoundError:
-            continue
-        yield OrphanFile(area=area, key=key, size=size, reason=reason)
+        if reason:
+            yield OrphanFile(area=area, key=key, size=entry.size, reason=reason)
 
 
 def _orphan_reason_now(orphan: OrphanFile, stores: dict[str, ChunkStore]) -> str | None:
@@ -239,16 +243,19 @@ def _not_yet_reported(chunk: Chunk | None) -> bool:
     return not (chunk.status == ChunkStatus.FAILED and MISSING in chunk.error)
 
 
-def _lost_chunks(stores: dict[str, ChunkStore]) -> Iterator[LostChunk]:
+def _lost_chunks(stores: dict[str, ChunkStore], listed: dict[str, set[str]]) -> Iterator[LostChunk]:
     """Rows whose file is gone, each checked again against its row as it is now.
 
-    A chunk stored (or a session deleted) between reading the row and looking for its file
-    would otherwise look lost.
+    A row whose file was in the listing is not looked up again (on an object store that is a
+    request per chunk); one whose file was not is looked for, since it may be newer than the
+    listing. A chunk stored (or a session deleted) between reading the row and looking for its
+    file would otherwise look lost.
     """
     candidates = Chunk.objects.exclude(status=ChunkStatus.FAILED, error__contains=MISSING)
     candidates = candidates.exclude(status=ChunkStatus.DAMAGED).only(*CHUNK_FIELDS)
     for chunk in candidates.order_by().iterator(chunk_size=2000):
-        if _lost(chunk, stores) is None:
+        area, key = _file_of(chunk)
+        if key in listed[area] or _lost(chunk, stores) is None:
             continue
         current = Chunk.objects.filter(pk=chunk.pk).only(*CHUNK_FIELDS, "error").first()
         if _not_yet_reported(current) and (lost := _lost(current, stores)):
@@ -256,27 +263,39 @@ def _lost_chunks(stores: dict[str, ChunkStore]) -> Iterator[LostChunk]:
 
 
 def orphans_find(*, now: datetime) -> OrphanReport:
-    """What orphan cleanup would do now; changes nothing."""
+    """What orphan cleanup would do now; changes nothing.
+
+    Each store is listed once, keys with their sizes and times (`ChunkStore.entries`)."""
     older_than = now.timestamp() - settings.LUCID_ORPHAN_GRACE_MINUTES * 60
     report = OrphanReport(older_than=older_than)
     stores = _stores()
+    listed: dict[str, set[str]] = {}
     for area, store in stores.items():
-        for directory, keys in groupby(store.keys(), key=_directory_of):
+        listed[area] = set()
+        entries = _listed_into(listed[area], store.entries())
+        for directory, found in groupby(entries, key=lambda entry: _directory_of(entry.key)):
             session_id = _session_id(directory)
             if session_id is not None:
-                found = _orphans_in(
-                    stores=stores,
-                    area=area,
-                    session_id=session_id,
-                    keys=keys,
-                    older_than=older_than,
+                report.files.extend(
+                    _orphans_in(
+                        stores=stores,
+                        area=area,
+                        session_id=session_id,
+                        entries=found,
+                        older_than=older_than,
+                    )
                 )
-                report.files.extend(found)
         report.leftovers.extend(
             Leftover(area=area, name=name) for name in store.leftovers(older_than=older_than)
         )
-    report.lost_chunks.extend(_lost_chunks(stores))
+    report.lost_chunks.extend(_lost_chunks(stores, listed))
     return report
+
+
+def _listed_into(keys: set[str], entries: Iterable[StoredEntry]) -> Iterator[StoredEntry]:
+    for entry in entries:
+        keys.add(entry.key)
+        yield entry
 
 
 def chunk_mark_lost(*, lost: LostChunk) -> LostChunk | None:

@@ -24,6 +24,7 @@ from chunks_app.storage.base import (
     ChunkStore,
     ChunkStoreError,
     InvalidKeyError,
+    StoredEntry,
     StoreUsage,
     validate_key,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "ChunkStoreError",
     "InvalidKeyError",
     "StoreUsage",
+    "StoredEntry",
     "get_chunk_store",
     "get_spool",
     "validate_key",

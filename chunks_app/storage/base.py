@@ -43,6 +43,13 @@ class StoreUsage:
     free_bytes: int
 
 
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    key: str
+    size: int
+    modified_at: float
+
+
 def is_valid_key(key: str) -> bool:
     return len(key) <= KEY_MAX_LENGTH and _KEY_PATTERN.fullmatch(key) is not None
 
@@ -102,6 +109,15 @@ class ChunkStore(ABC):
     @abstractmethod
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Yield the stored keys that start with `prefix`."""
+
+    def entries(self, prefix: str = "") -> Iterator[StoredEntry]:
+        """The stored keys under `prefix` with their size and modification time, in the order
+        of `keys`; a key removed meanwhile is left out."""
+        for key in self.keys(prefix):
+            try:
+                yield StoredEntry(key, self.size(key), self.modified_at(key))
+            except ChunkNotFoundError:
+                continue
 
     @abstractmethod
     def modified_at(self, key: str) -> float:

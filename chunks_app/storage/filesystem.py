@@ -24,6 +24,7 @@ from chunks_app.storage.base import (
     ChunkStoreError,
     ChunkStoreFull,
     InvalidKeyError,
+    StoredEntry,
     is_valid_key,
     validate_key,
     validate_prefix,
@@ -201,6 +202,15 @@ class FileSystemChunkStore(ChunkStore):
         validate_prefix(prefix)
         directory_key = prefix.rpartition("/")[0]
         return self._keys_in(self.root / directory_key, directory_key, prefix)
+
+    def entries(self, prefix: str = "") -> Iterator[StoredEntry]:
+        """One `stat` per file."""
+        for key in self.keys(prefix):
+            try:
+                status = self._stat(key)
+            except ChunkNotFoundError:
+                continue
+            yield StoredEntry(key, status.st_size, status.st_mtime)
 
     def modified_at(self, key: str) -> float:
         return self._stat(key).st_mtime
