@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
 from django.utils import timezone
 
@@ -30,6 +31,10 @@ def chunk_process_task(self, chunk_id: str) -> str:
     except KeyNotConfigured as error:
         # Only configuring the key helps: the chunk waits for the watchdog, its error says which.
         services.chunk_postpone(chunk_id=uuid.UUID(chunk_id), error=error.message)
+        return "postponed"
+    except ImproperlyConfigured as error:
+        # A store that cannot be built: the same, until the settings are fixed.
+        services.chunk_postpone(chunk_id=uuid.UUID(chunk_id), error=str(error))
         return "postponed"
     except TRANSIENT_ERRORS as error:
         # A full disk stays full for longer than the retries last: wait for the watchdog at once.
