@@ -244,8 +244,11 @@ class SessionStreamView(SessionScopedMixin, APIView):
         description=(
             "Any number of bytes, streamed, with a Content-Length or `Transfer-Encoding: "
             "chunked`. Every full `chunk_size` becomes a chunk; the tail becomes the last chunk "
-            "at stop. A 200 means the bytes are on disk (fsynced); a body that ends before its "
-            "announced end (400 `incomplete_body`) adds nothing."
+            "at stop. A 200 means the bytes are durable (fsynced, or written to the object "
+            "store); a body that ends before its announced end (400 `incomplete_body`) adds "
+            "nothing. With the spool in an object store, two writers of one stream do not wait "
+            "for each other: the one recorded second gets 409 `stream_conflict` with the "
+            "stream's `offset`, and none of its bytes are in the stream."
         ),
         request=BINARY_BODY,
         parameters=[TIME_MARK],
