@@ -1,5 +1,7 @@
 """A chunk store that cannot be built leaves chunks waiting with the reason, not `processing`."""
 
+import time
+
 import pytest
 
 from chunks_app.models import Chunk
@@ -8,6 +10,15 @@ from tests.chunks_app.helpers import body_of, download, put_chunk, screen_like, 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BODY = screen_like(5000)
+
+
+def _waiting_with_an_error(session, *, timeout: float = 30) -> Chunk:
+    """The session's chunk once processing put it back with an error (a worker may take it)."""
+    deadline = time.monotonic() + timeout
+    while not (chunk := Chunk.objects.get(session=session)).error:
+        assert time.monotonic() < deadline, f"chunk still {chunk.status} without an error"
+        time.sleep(0.05)
+    return chunk
 
 
 def test_the_chunk_waits_with_what_to_fix_and_is_stored_once_it_is_fixed(
@@ -19,7 +30,7 @@ def test_the_chunk_waits_with_what_to_fix_and_is_stored_once_it_is_fixed(
 
     assert put_chunk(api_client, recording, 0, BODY).status_code == 201
 
-    chunk = Chunk.objects.get(session=recording)
+    chunk = _waiting_with_an_error(recording)
     assert chunk.status == "received"
     assert "LUCID_CHUNK_STORE_OPTIONS do not fit" in chunk.error
     settings.LUCID_CHUNK_STORE_BACKEND, settings.LUCID_CHUNK_STORE_OPTIONS = working
