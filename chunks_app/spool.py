@@ -495,8 +495,9 @@ class ObjectSessionStream(SessionStream):
     def _chain_bytes(self, sequence: int, *, end: int, part: str) -> bytearray:
         content = bytearray()
         chain = self._chain(sequence, end=end, part=part)
-        for found, following in zip(chain, [*chain[1:], None], strict=True):
-            size = (following.start if following else end) - found.start
+        ends = [found.start for found in chain[1:]] + [end]
+        for found, part_end in zip(chain, ends, strict=False):
+            size = part_end - found.start
             content += self._part_bytes(sequence, found, size=size)
         if len(content) != end:
             raise ChunkStoreError(
