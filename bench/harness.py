@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.errors import BenchmarkError
-from bench.service import Processes, stop_process
+from bench.service import Processes, stop_processes
 
 SEED = 20240601
 
@@ -59,8 +59,7 @@ def run_benchmark(
         print(f"{name}: {error}", file=sys.stderr)
         return 1
     finally:
-        for process in reversed(processes):
-            stop_process(process)
+        stop_processes(processes)
         if clean_up is not None:
             clean_up()
         if keep_workdir:

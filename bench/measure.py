@@ -53,3 +53,18 @@ def cpu_seconds(pid: int) -> float:
 def process_trees_cpu_seconds(pids: list[int]) -> float:
     """CPU time so far of these processes and all their descendants, summed."""
     return sum(cpu_seconds(process) for pid in pids for process in process_tree(pid))
+
+
+def processes_with_argument(argument: str) -> list[int]:
+    """The processes whose command line has `argument` as one of its arguments."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            arguments = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argument.encode() in arguments:
+            found.append(int(entry.name))
+    return found

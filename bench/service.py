@@ -139,6 +139,12 @@ def stop_process(process: Process) -> None:
         process.wait()
 
 
+def stop_processes(processes: Processes) -> None:
+    """Stop every process of the list, the last started first, and empty it."""
+    while processes:
+        stop_process(processes.pop())
+
+
 def start_gunicorn(environment: dict[str, str], logs: Path, processes: Processes) -> Process:
     """Start gunicorn as deployed; appended to `processes` at once, for the caller to stop."""
     command = [str(VENV_BIN / "gunicorn"), "lucid.wsgi", "--config", "lucid/gunicorn.conf.py"]

@@ -1,6 +1,16 @@
-"""Fixtures shared by every test layer."""
+"""Fixtures shared by every test layer, and the storage world the suite runs in.
 
+`LUCID_TEST_STORAGE` picks the world: `filesystem` (the default) gives every test a chunk store
+and a spool in directories of its own; `s3` gives it both under a fresh prefix of one bucket of
+one `weed mini` for the whole run. Tests marked `filesystem_only` are skipped in the S3 world.
+"""
+
+import os
+import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -10,9 +20,11 @@ from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.db import connections
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from chunks_app.models import Chunk
+from chunks_app.storage.s3 import S3ChunkStore
 from core.choices import ChunkStatus
 from lucid.celery import app as celery_app
 from pipeline_app.choices import PipelineState
@@ -20,10 +32,66 @@ from pipeline_app.selectors import chunk_tasks_in_queue
 from tests.chunks_app.helpers import CHUNK_SIZE
 from tests.factories import SessionFactory, UserFactory, staff_member
 from tests.support import mongodb
+from tests.support.faults import Clock, Faults, faulty_chunk_store, faulty_spool
+from tests.support.s3 import S3Service, weed_mini
+
+STORAGE_WORLDS = ("filesystem", "s3")
+STORAGE_WORLD = os.environ.get("LUCID_TEST_STORAGE") or "filesystem"
+ON_S3 = STORAGE_WORLD == "s3"
+S3_BACKEND = f"{S3ChunkStore.__module__}.{S3ChunkStore.__qualname__}"
+# The chunk store's quota in the S3 world, as LUCID_STORAGE_BACKEND=s3 requires one.
+S3_QUOTA_BYTES = 10 * 1024**3
+E2E_ON_THEIR_OWN_STORAGE = (
+    "filesystem only: an e2e test's service processes keep their data in directories of their own"
+)
 
 ON_MONGODB = django_settings.DATABASES["default"]["ENGINE"] == "django_mongodb_backend"
 if ON_MONGODB:
     mongodb.install()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if STORAGE_WORLD not in STORAGE_WORLDS:
+        raise pytest.UsageError(
+            f"LUCID_TEST_STORAGE must be one of {', '.join(STORAGE_WORLDS)}, not {STORAGE_WORLD!r}."
+        )
+
+
+def pytest_report_header() -> str:
+    return f"storage: {STORAGE_WORLD} (LUCID_TEST_STORAGE)"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """In the S3 world, skip what is about the filesystem, saying why.
+
+    The e2e tests are left to the filesystem world too: the service processes they start keep
+    their data in directories of their own (tests/e2e/test_topology_s3.py runs the roles on
+    SeaweedFS in any world).
+    """
+    if not ON_S3:
+        return
+    for item in items:
+        marker = item.get_closest_marker("filesystem_only")
+        if marker is not None:
+            why = marker.args[0] if marker.args else "it is about the filesystem"
+            item.add_marker(pytest.mark.skip(reason=f"filesystem only: {why}"))
+        elif item.get_closest_marker("e2e") is not None:
+            item.add_marker(pytest.mark.skip(reason=E2E_ON_THEIR_OWN_STORAGE))
+
+
+@pytest.fixture(scope="session")
+def s3_service() -> Iterator[S3Service]:
+    """One `weed mini` for the whole run, its bucket made, killed at the end.
+
+    Its data lives outside pytest's base temporary directory: another pytest run on the
+    machine prunes old base directories, and would pull the files from under a running service.
+    """
+    with (
+        tempfile.TemporaryDirectory(prefix="lucid-weed-") as directory,
+        weed_mini(Path(directory), graceful_stop=False) as service,
+    ):
+        yield service
 
 
 @pytest.fixture
@@ -76,13 +144,48 @@ def empty_cache():
 
 
 @pytest.fixture(autouse=True)
-def storage_paths(settings, tmp_path):
-    """Every test gets its own empty spool and chunk store."""
+def storage_paths(request, settings, tmp_path):
+    """Every test gets its own empty spool and chunk store: directories under its tmp_path, or
+    in the S3 world `test-<uuid>/chunks/` and `test-<uuid>/spool/` in the bucket, configured as
+    LUCID_STORAGE_BACKEND=s3 configures them."""
     settings.LUCID_STORAGE_PATH = tmp_path / "sessions"
     settings.LUCID_CHUNK_STORE_PATH = tmp_path / "chunks"
     settings.LUCID_CHUNK_STORE_OPTIONS = {"root": str(tmp_path / "chunks")}
     settings.LUCID_TASK_RETRY_DELAY_SECONDS = 0
+    if ON_S3:
+        service: S3Service = request.getfixturevalue("s3_service")
+        prefix = f"test-{uuid.uuid4().hex}"
+        settings.LUCID_STORAGE_BACKEND = "s3"
+        settings.LUCID_STORAGE_QUOTA_BYTES = S3_QUOTA_BYTES
+        settings.LUCID_CHUNK_STORE_BACKEND = S3_BACKEND
+        settings.LUCID_CHUNK_STORE_OPTIONS = {
+            **service.store_options(prefix=f"{prefix}/chunks"),
+            "quota_bytes": S3_QUOTA_BYTES,
+        }
+        settings.LUCID_SPOOL_STORE_BACKEND = S3_BACKEND
+        settings.LUCID_SPOOL_STORE_OPTIONS = service.store_options(prefix=f"{prefix}/spool")
     return settings
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    """django's clock, to move on: cleanup and retention judge ages by it, so moving it on makes
+    every file and object look older, on any backend."""
+    clock = Clock()
+    monkeypatch.setattr(timezone, "now", clock.now)
+    return clock
+
+
+@pytest.fixture
+def chunk_store_faults(storage_paths) -> Faults:
+    """The test's chunk store as configured, with faults to inject (tests.support.faults)."""
+    return faulty_chunk_store(storage_paths)
+
+
+@pytest.fixture
+def spool_faults(storage_paths) -> Faults:
+    """The test's spool as configured, with faults to inject (tests.support.faults)."""
+    return faulty_spool(storage_paths)
 
 
 @pytest.fixture(scope="session")

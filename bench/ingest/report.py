@@ -1,4 +1,5 @@
-"""The ingest benchmark's report: the table of data kinds, and how the run was set up."""
+"""The ingest benchmark's report: the tables of data kinds in each world, S3 against the
+filesystem, and how the run was set up."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from bench.ingest.kinds import KindResult
+from bench.ingest.worlds import FILESYSTEM, S3, CpuTime
 from bench.report import print_machine, print_table
 from core.sizes import MIB
 
-COLUMNS: list[tuple[str, Callable[[KindResult], str]]] = [
+Column = tuple[str, Callable[[KindResult], str]]
+
+COLUMNS: list[Column] = [
     ("(a) zstd6+sha256+fsync MB/s", lambda result: f"{result.raw_limit:.1f}"),
     ("(b) ingest MB/s", lambda result: f"{result.ingest:.1f}"),
     ("b/a", lambda result: f"{statistics.median(result.ingest_ratios):.2f}"),
@@ -29,39 +33,105 @@ COLUMNS: list[tuple[str, Callable[[KindResult], str]]] = [
 ]
 
 
+def milliseconds(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def server_milliseconds(result: KindResult, spent: CpuTime) -> str:
+    return milliseconds(spent.server) if result.storage == S3 else "-"
+
+
+CPU_COLUMNS: list[Column] = [
+    ("(a) CPU-ms/chunk", lambda result: milliseconds(result.raw_limit_cpu_seconds)),
+    ("(b) CPU-ms/chunk", lambda result: milliseconds(result.ingest_cpu.service)),
+    ("b/a CPU", lambda result: f"{statistics.median(result.ingest_cpu_ratios):.2f}"),
+    ("(c) CPU-ms/chunk", lambda result: milliseconds(result.download_cpu.service)),
+    ("(c2) CPU-ms/chunk", lambda result: milliseconds(result.passthrough_cpu.service)),
+    ("S3 server (b)", lambda result: server_milliseconds(result, result.ingest_cpu)),
+    ("S3 server (c)", lambda result: server_milliseconds(result, result.download_cpu)),
+    ("S3 server (c2)", lambda result: server_milliseconds(result, result.passthrough_cpu)),
+]
+
+TRANSFERS: list[tuple[str, Callable[[KindResult], CpuTime]]] = [
+    ("ingest", lambda result: result.ingest_cpu),
+    ("download", lambda result: result.download_cpu),
+    ("passthrough", lambda result: result.passthrough_cpu),
+]
+
+
 class WorkerMemory(NamedTuple):
     idle: int
     peak: int
 
 
+def label(result: KindResult) -> str:
+    return f"{result.storage} {result.kind}"
+
+
+def print_s3_against_filesystem(results: list[KindResult]) -> None:
+    """Per kind and transfer, the S3 world's CPU per chunk over the filesystem world's."""
+    worlds = {(result.storage, result.kind): result for result in results}
+    comparisons = []
+    for (storage, kind), s3 in worlds.items():
+        filesystem = worlds.get((FILESYSTEM, kind))
+        if storage != S3 or filesystem is None:
+            continue
+        ratios = []
+        for transfer, cpu in TRANSFERS:
+            floor = cpu(filesystem).service
+            ratios.append(
+                f"{transfer} {cpu(s3).service / floor:.2f}"
+                f" ({(cpu(s3).service + cpu(s3).server) / floor:.2f})"
+            )
+        comparisons.append(f"{kind} " + ", ".join(ratios))
+    if comparisons:
+        print(
+            f"s3/filesystem, service CPU per chunk (with the S3 server's): {'; '.join(comparisons)}"
+        )
+
+
 def print_report(
-    results: list[KindResult], options: argparse.Namespace, worker_memory: WorkerMemory | None
+    results: list[KindResult],
+    options: argparse.Namespace,
+    worker_memories: dict[str, WorkerMemory | None],
 ) -> None:
-    print_table("kind", results, lambda result: result.kind, COLUMNS)
+    print_table("storage, kind", results, label, COLUMNS)
+    print()
+    print_table("storage, kind", results, label, CPU_COLUMNS)
+    print_s3_against_filesystem(results)
     passed_through = ", ".join(
-        f"{result.kind} {result.passthrough_zstd_chunks} of {options.chunks}" for result in results
+        f"{label(result)} {result.passthrough_zstd_chunks} of {options.chunks}"
+        for result in results
     )
     print(f"(c2) chunks sent as Content-Encoding: zstd: {passed_through}")
     per_round = "; ".join(
-        f"{result.kind} " + " ".join(f"{ratio:.2f}" for ratio in result.ingest_ratios)
+        f"{label(result)} "
+        + " ".join(
+            f"{ratio:.2f}/{cpu_ratio:.2f}"
+            for ratio, cpu_ratio in zip(result.ingest_ratios, result.ingest_cpu_ratios, strict=True)
+        )
         for result in results
     )
-    print(f"b/a of each round ((a) and (b) back to back; the table shows the median): {per_round}")
-    broker = "yes, one Celery worker" if worker_memory is not None else "no, tasks in-process"
+    print(
+        "b/a and b/a CPU of each round ((a) and (b) back to back; the tables show the medians):"
+        f" {per_round}"
+    )
+    has_worker = any(memory is not None for memory in worker_memories.values())
+    broker = "yes, one Celery worker" if has_worker else "no, tasks in-process"
     print_machine(f"broker: {broker}")
-    celery = ""
-    if worker_memory is not None:
-        celery = f", Celery worker concurrency {options.worker_concurrency}"
+    celery = f", Celery worker concurrency {options.worker_concurrency}" if has_worker else ""
     print(
         f"run: {options.rounds} rounds of {options.chunks} chunks of {options.chunk_mib} MiB"
-        " per kind,"
+        f" per kind and storage ({', '.join(options.storage)}),"
         f" {options.workers} gunicorn workers{celery}, {options.clients} client threads"
     )
-    if worker_memory is not None:
-        chunk_size = options.chunk_mib * MIB
-        grown = worker_memory.peak - worker_memory.idle
+    chunk_size = options.chunk_mib * MIB
+    for storage, memory in worker_memories.items():
+        if memory is None:
+            continue
+        grown = memory.peak - memory.idle
         print(
-            f"celery worker memory: peak RSS {worker_memory.peak / MIB:.1f} MiB, idle after"
-            f" warm-up {worker_memory.idle / MIB:.1f} MiB; growth while processing"
+            f"celery worker memory on {storage}: peak RSS {memory.peak / MIB:.1f} MiB, idle after"
+            f" warm-up {memory.idle / MIB:.1f} MiB; growth while processing"
             f" {grown / MIB:.1f} MiB = {grown / chunk_size:.1f} x chunk size"
         )

@@ -1,12 +1,11 @@
 """Fixtures of the chunk store tests: an empty store of the test's own, on each backend.
 
-`store` is a filesystem store and an S3 store (on one `weed mini` for the whole run); a test of
-what only the filesystem has asks for it alone with `@pytest.mark.parametrize("store",
+`store` is a filesystem store and an S3 store (on the run's one `weed mini`, `s3_service`); a
+test of what only the filesystem has asks for it alone with `@pytest.mark.parametrize("store",
 ["filesystem"], indirect=True)`. `stored` shows what the backend holds, read around the store.
 """
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,15 +15,8 @@ from chunks_app.storage.base import ChunkStore
 from chunks_app.storage.filesystem import FileSystemChunkStore
 from chunks_app.storage.s3 import MIN_PART_SIZE, S3ChunkStore
 from tests.chunks_app.helpers import files_under
-from tests.support.s3 import S3Service, weed_mini
 
 BACKENDS = ["filesystem", "s3"]
-
-
-@pytest.fixture(scope="session")
-def s3_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Service]:
-    with weed_mini(tmp_path_factory.mktemp("s3")) as service:
-        yield service
 
 
 @pytest.fixture

@@ -4,18 +4,16 @@ import os
 import time
 from pathlib import Path
 
-from django.conf import settings
-
 from chunks_app.models import Chunk
+from chunks_app.storage import get_chunk_store, get_spool
 from core.choices import CompressionAlgorithm
 from sessions_app.models import Session
 from tests.factories import SessionFactory
+from tests.support.faults import damage, remains
 
 KIB = 1024
 # The chunk size of the sessions the API tests record into.
 CHUNK_SIZE = 64 * KIB
-# How a kept file gets damaged, and how the error of the chunk then marked `damaged` starts.
-DAMAGES = {"flipped": "hash mismatch", "truncated": "truncated", "deleted": "file missing"}
 
 
 def screen_like(size: int, *, seed: int = 0) -> bytes:
@@ -67,9 +65,13 @@ def files_under(directory: Path) -> list[str]:
 
 
 def files_of_session(session_id) -> list[str]:
-    """The session's files left in the spool and in the test's filesystem chunk store."""
-    roots = [Path(settings.LUCID_STORAGE_PATH) / "spool", Path(settings.LUCID_CHUNK_STORE_PATH)]
-    return [f"{root}/{name}" for root in roots for name in files_under(root / str(session_id))]
+    """Whatever of the session is left in the spool and the chunk store, hidden files and
+    unfinished uploads too, as `<store location>/<name>`."""
+    return [
+        f"{store.location.rstrip('/')}/{name}"
+        for store in (get_spool(), get_chunk_store())
+        for name in remains(store, f"{session_id}/")
+    ]
 
 
 def body_of(response) -> bytes:
@@ -90,21 +92,14 @@ def wait_until_settled(session: Session, *, timeout: float = 30) -> list[Chunk]:
         time.sleep(0.05)
 
 
-def stored_path(chunk: Chunk) -> Path:
-    """The file of a stored chunk in the test's filesystem chunk store."""
-    return Path(settings.LUCID_CHUNK_STORE_OPTIONS["root"]) / chunk.storage_key
+def damage_stored(chunk: Chunk, how: str) -> None:
+    """One of DAMAGES done to the chunk's bytes in the chunk store."""
+    damage(get_chunk_store(), chunk.storage_key, how)
 
 
-def damage_file(path: Path, how: str) -> None:
-    """One of DAMAGES: flip a byte in the middle of the file, cut it to half, or delete it."""
-    data = bytearray(path.read_bytes())
-    if how == "flipped":
-        data[len(data) // 2] ^= 0x01
-        path.write_bytes(bytes(data))
-    elif how == "truncated":
-        path.write_bytes(bytes(data[: len(data) // 2]))
-    else:
-        path.unlink()
+def damage_spooled(chunk: Chunk, how: str) -> None:
+    """One of DAMAGES done to the chunk's bytes in the spool."""
+    damage(get_spool(), chunk.spool_key, how)
 
 
 def record_stored(client, *, owner, codec: str, bodies: list[bytes]) -> Session:

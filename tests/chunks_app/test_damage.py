@@ -5,23 +5,22 @@ import pytest
 from chunks_app.models import Chunk
 from chunks_app.selectors import ChunkDamaged
 from chunks_app.services import chunk_mark_damaged
-from chunks_app.spool import get_spool
 from core.choices import AuditAction
 from core.counters import counters_read
 from core.models import AuditEntry
 from tests.chunks_app.helpers import (
-    DAMAGES,
     body_of,
-    damage_file,
+    damage_spooled,
+    damage_stored,
     download,
     put_chunk,
     random_bytes,
     record_stored,
     screen_like,
-    stored_path,
 )
 from tests.lucid.test_metrics import scrape
 from tests.sessions_app.test_statistics import recount_session, recount_system
+from tests.support.faults import DAMAGES
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,7 +52,7 @@ def recorded(api_client, user, codec):
 
 
 def damage(session, sequence: int, how: str) -> None:
-    damage_file(stored_path(Chunk.objects.get(session=session, sequence=sequence)), how)
+    damage_stored(Chunk.objects.get(session=session, sequence=sequence), how)
 
 
 def get_recording(client, session, **headers):
@@ -143,7 +142,7 @@ def test_a_damaged_spool_file_is_never_served(api_client, recording, how):
     api_client.post(f"/api/v1/sessions/{recording.id}/pipeline/pause")
     put_chunk(api_client, recording, 0, random_bytes(1000))
     chunk = Chunk.objects.get(session=recording)
-    damage_file(get_spool().root / chunk.spool_key, how)
+    damage_spooled(chunk, how)
 
     response = download(api_client, recording, 0)
 

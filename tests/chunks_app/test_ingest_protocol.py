@@ -10,6 +10,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from chunks_app.models import Chunk
+from chunks_app.storage import get_chunk_store, get_spool
 from core.http.bodies import CLOSE_CONNECTION, DRAIN_LIMIT
 from sessions_app.models import Session
 from tests.chunks_app.helpers import (
@@ -21,6 +22,7 @@ from tests.chunks_app.helpers import (
     wait_until_settled,
 )
 from tests.factories import SessionFactory
+from tests.support.faults import remains
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -156,13 +158,13 @@ def test_append_shorter_than_its_content_length_adds_nothing(api_client, recordi
 
 
 @pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "content-length"])
-def test_upload_cut_short_stores_nothing(api_client, recording, storage_paths, chunked):
+def test_upload_cut_short_stores_nothing(api_client, recording, chunked):
     body = BrokenOff(b"x" * 500) if chunked else io.BytesIO(b"x" * 500)
     framing = {"chunked": True} if chunked else {"length": 1000}
 
     _error(_put(api_client, recording, 0, body, **framing), 400, "incomplete_body")
     assert not Chunk.objects.exists()
-    assert not [path for path in storage_paths.LUCID_STORAGE_PATH.rglob("*") if path.is_file()]
+    assert (remains(get_spool()), remains(get_chunk_store())) == ([], [])
 
 
 @pytest.fixture

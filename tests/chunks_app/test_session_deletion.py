@@ -1,10 +1,8 @@
 """Writes that lose the race to their session's deletion: a 404, and none of its files left."""
 
 import io
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from chunks_app.services import (
     chunk_ingest,
@@ -17,7 +15,8 @@ from chunks_app.storage import ChunkStoreError
 from core.errors import NotFound
 from sessions_app.models import Session
 from sessions_app.services import session_delete
-from tests.chunks_app.helpers import CHUNK_SIZE, files_of_session, files_under, screen_like
+from tests.chunks_app.helpers import CHUNK_SIZE, files_of_session, screen_like
+from tests.support.faults import remains
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -83,14 +82,15 @@ def test_stop_of_a_session_deleted_meanwhile_is_404_and_leaves_no_file(recording
     assert files_of_session(recording.pk) == []
 
 
-def test_spool_files_go_even_when_the_chunk_store_cannot_remove_the_session_s(recording):
+def test_spool_files_go_even_when_the_chunk_store_cannot_remove_the_session_s(
+    recording, chunk_store_faults
+):
     spool = get_spool()
     spool.put(f"{recording.pk}/chunk.raw", b"raw bytes")
-    store_root = Path(settings.LUCID_CHUNK_STORE_PATH)
-    store_root.mkdir(parents=True)
-    (store_root / str(recording.pk)).write_bytes(b"a file where the session's directory goes")
+    refused = ChunkStoreError(f"Could not delete {recording.pk}/: Permission denied.")
+    chunk_store_faults.fail("delete_prefix", refused, under=f"{recording.pk}/")
 
-    with pytest.raises(ChunkStoreError):
+    with pytest.raises(ChunkStoreError, match="Permission denied"):
         session_files_delete(session_id=recording.pk)
 
-    assert files_under(spool.root) == []
+    assert remains(spool) == []

@@ -2,9 +2,14 @@
 
 import time
 
+import pytest
+
 from chunks_app.selectors import storage_usage, storage_usage_changed
 from chunks_app.storage import get_chunk_store
 
+pytestmark = pytest.mark.filesystem_only(
+    "the walk of the store's files; an object store's use is what the chunk rows count"
+)
 SESSION_KEY = "3f2b8c1e-6d4a-4f7b-9a0e-2c5d8e1f4a7b"
 
 

@@ -2,7 +2,9 @@
 
 import pytest
 
+from chunks_app.storage import ChunkStoreError, get_chunk_store
 from core.encryption import generate_key_line
+from tests.support.faults import remains
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +22,24 @@ def test_healthy_service_answers_200_with_every_check(anonymous_client, settings
     assert body["checks"]["broker"] == expected_broker
 
 
-def test_unwritable_chunk_store_turns_503_and_back(anonymous_client, storage_paths):
+def test_unwritable_chunk_store_turns_503_and_back(anonymous_client, chunk_store_faults):
+    refused = f"Could not write a probe in {get_chunk_store().location}: Permission denied."
+    chunk_store_faults.fail("check_writable", ChunkStoreError(refused))
+
+    broken = anonymous_client.get("/health")
+
+    chunk_store_faults.clear()
+    healed = anonymous_client.get("/health")
+    assert broken.status_code == 503
+    assert broken.json()["status"] == "fail"
+    assert refused in broken.json()["checks"]["storage"]
+    assert healed.status_code == 200
+
+
+@pytest.mark.filesystem_only("a file where the chunk store's directory goes")
+def test_a_file_in_place_of_the_chunk_store_directory_turns_503_and_back(
+    anonymous_client, storage_paths
+):
     store = storage_paths.LUCID_CHUNK_STORE_PATH
     store.mkdir(parents=True, exist_ok=True)
     moved = store.with_name("chunks-moved")
@@ -39,16 +58,16 @@ def test_unwritable_chunk_store_turns_503_and_back(anonymous_client, storage_pat
 
 
 def test_low_free_space_turns_503_and_says_which_store_is_full_and_what_to_do(
-    anonymous_client, settings, storage_paths
+    anonymous_client, settings
 ):
-    settings.LUCID_HEALTH_MIN_FREE_MB = 10**12
+    settings.LUCID_HEALTH_MIN_FREE_MB = 2**50
 
     response = anonymous_client.get("/health")
 
     assert response.status_code == 503
     storage = response.json()["checks"]["storage"]
     assert storage.startswith("chunk store full: only ")
-    assert str(storage_paths.LUCID_CHUNK_STORE_PATH) in storage
+    assert get_chunk_store().location in storage
     assert "chunks wait until there is room" in storage
     assert "spool full: only " in storage
     assert storage.endswith("Free space (delete sessions, run cleanup) or grow the disk.")
@@ -64,11 +83,10 @@ def test_unreachable_broker_turns_503(anonymous_client, settings):
     assert response.json()["checks"]["broker"] != "ok"
 
 
-def test_health_needs_no_credentials_and_leaves_no_files(anonymous_client, storage_paths):
+def test_health_needs_no_credentials_and_leaves_no_files(anonymous_client):
     anonymous_client.get("/health")
 
-    leftovers = [p for p in storage_paths.LUCID_CHUNK_STORE_PATH.rglob("*") if p.is_file()]
-    assert leftovers == []
+    assert remains(get_chunk_store()) == []
 
 
 def test_encryption_is_reported_disabled_without_keys(anonymous_client):

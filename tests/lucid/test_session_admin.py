@@ -12,6 +12,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from chunks_app.models import Chunk
+from chunks_app.storage import get_chunk_store
 from core.choices import AuditAction
 from core.counters import counters_read
 from core.models import AuditEntry
@@ -23,14 +24,15 @@ from storage_app.tasks import backup_task
 from tests.chunks_app.helpers import (
     KIB,
     body_of,
+    damage_stored,
     download,
     put_chunk,
     random_bytes,
     screen_like,
-    stored_path,
     wait_until_settled,
 )
 from tests.factories import SessionFactory, UserFactory, staff_member
+from tests.support.faults import remains
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -393,14 +395,8 @@ def test_verify_reports_intact_chunks(clients, role, recorded):
     assert messages_of(response) == [("success", "“night shift”: 2 chunks verified, no damage.")]
 
 
-def test_verify_reports_damage_after_a_flipped_stored_byte(
-    operator_client, recorded, storage_paths
-):
-    chunk = Chunk.objects.get(session=recorded, sequence=0)
-    path = storage_paths.LUCID_CHUNK_STORE_PATH / chunk.storage_key
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
+def test_verify_reports_damage_after_a_flipped_stored_byte(operator_client, recorded):
+    damage_stored(Chunk.objects.get(session=recorded, sequence=0), "flipped")
 
     response = run_action(operator_client, "verify", recorded)
 
@@ -419,7 +415,7 @@ def test_repair_from_the_newest_backup_brings_back_a_damaged_chunk(
     os.utime(older, (0, 0))
     newest = Path(backup_task())
     original = body_of(download(api_client, recorded, 1))
-    stored_path(Chunk.objects.get(session=recorded, sequence=1)).unlink()
+    damage_stored(Chunk.objects.get(session=recorded, sequence=1), "deleted")
 
     first = run_action(operator_client, "repair_from_backup", recorded)
     second = run_action(operator_client, "repair_from_backup", recorded)
@@ -453,17 +449,14 @@ def test_delete_asks_for_confirmation_first(operator_client, recorded):
     assert Session.objects.filter(pk=recorded.pk).exists()
 
 
-def test_delete_goes_through_the_service_files_totals_and_audit(
-    operator_client, recorded, storage_paths
-):
-    stored_files = storage_paths.LUCID_CHUNK_STORE_PATH / str(recorded.pk)
-    assert any(stored_files.iterdir())
+def test_delete_goes_through_the_service_files_totals_and_audit(operator_client, recorded):
+    assert remains(get_chunk_store(), f"{recorded.pk}/")
 
     response = run_action(operator_client, "delete_selected", recorded, post="yes")
 
     assert not Session.objects.filter(pk=recorded.pk).exists()
     assert not Chunk.objects.filter(session_id=recorded.pk).exists()
-    assert not stored_files.exists() or not any(stored_files.iterdir())
+    assert remains(get_chunk_store(), f"{recorded.pk}/") == []
     counters = counters_read()
     assert counters["sessions.recording"] == 0
     assert counters["chunks.raw_bytes"] == 0

@@ -3,6 +3,7 @@
 import pytest
 
 from chunks_app.models import Chunk
+from chunks_app.storage import get_spool
 from core.models import AuditEntry
 from tests.chunks_app.helpers import (
     body_of,
@@ -12,6 +13,7 @@ from tests.chunks_app.helpers import (
     wait_until_settled,
 )
 from tests.factories import UserFactory
+from tests.support.faults import damage, overwrite
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,16 +22,21 @@ CHANGELIST = "/admin/pipeline_app/pipeline/"
 
 
 @pytest.fixture
-def failed(api_client, recording, storage_paths):
-    """The spool path of the recording's chunk 0, which failed on spooled bytes cut short."""
+def failed(api_client, recording) -> str:
+    """The spool key of the recording's chunk 0, which failed on spooled bytes cut short."""
     api_client.post(f"/api/v1/sessions/{recording.id}/pipeline/pause")
     put_chunk(api_client, recording, 0, BODY)
-    spooled = storage_paths.LUCID_STORAGE_PATH / "spool" / Chunk.objects.get().spool_key
-    spooled.write_bytes(b"cut short")
+    spooled = Chunk.objects.get().spool_key
+    overwrite(get_spool(), spooled, b"cut short")
     api_client.post(f"/api/v1/sessions/{recording.id}/pipeline/resume")
     (chunk,) = wait_until_settled(recording)
     assert chunk.status == "failed"
     return spooled
+
+
+def bytes_back(spooled: str) -> None:
+    """The spooled bytes put back as they were received, as an operator would."""
+    overwrite(get_spool(), spooled, BODY)
 
 
 def _retry(client, session):
@@ -37,7 +44,7 @@ def _retry(client, session):
 
 
 def test_retry_stores_a_failed_chunk_once_its_bytes_are_back(api_client, recording, failed):
-    failed.write_bytes(BODY)
+    bytes_back(failed)
 
     response = _retry(api_client, recording)
 
@@ -52,7 +59,7 @@ def test_retry_stores_a_failed_chunk_once_its_bytes_are_back(api_client, recordi
 
 
 def test_retry_is_audited_with_how_many_chunks_it_queued(api_client, recording, failed):
-    failed.write_bytes(BODY)
+    bytes_back(failed)
 
     _retry(api_client, recording)
 
@@ -67,7 +74,7 @@ def test_retry_is_audited_with_how_many_chunks_it_queued(api_client, recording, 
 
 
 def test_retry_leaves_a_chunk_without_its_spooled_bytes_failed(api_client, recording, failed):
-    failed.unlink()
+    damage(get_spool(), failed, "deleted")
 
     response = _retry(api_client, recording)
 
@@ -77,7 +84,7 @@ def test_retry_leaves_a_chunk_without_its_spooled_bytes_failed(api_client, recor
 
 
 def test_retry_while_paused_leaves_the_chunk_waiting_for_resume(api_client, recording, failed):
-    failed.write_bytes(BODY)
+    bytes_back(failed)
     api_client.post(f"/api/v1/sessions/{recording.id}/pipeline/pause")
 
     response = _retry(api_client, recording)
@@ -93,7 +100,7 @@ def test_retry_is_for_those_who_may_pause_and_resume(api_client, recording, fail
     recording.owner = caller
     recording.save(update_fields=["owner"])
     api_client.force_authenticate(caller)
-    failed.write_bytes(BODY)
+    bytes_back(failed)
 
     response = _retry(api_client, recording)
 
@@ -102,7 +109,7 @@ def test_retry_is_for_those_who_may_pause_and_resume(api_client, recording, fail
 
 
 def test_the_admin_action_retries_the_selected_pipelines(clients, recording, failed):
-    failed.write_bytes(BODY)
+    bytes_back(failed)
 
     response = clients["operator"].post(
         CHANGELIST,
@@ -117,7 +124,7 @@ def test_the_admin_action_retries_the_selected_pipelines(clients, recording, fai
 
 
 def test_an_auditor_gets_no_retry_action(clients, recording, failed):
-    failed.write_bytes(BODY)
+    bytes_back(failed)
 
     response = clients["auditor"].post(
         CHANGELIST, {"action": "retry_failed", "_selected_action": [str(recording.pk)]}

@@ -4,6 +4,7 @@ import pytest
 from django.db.models import Count, Q, Sum
 
 from chunks_app.models import Chunk
+from chunks_app.storage import get_chunk_store, get_spool
 from core.counters import counters_read
 from sessions_app.models import Session
 from tests.chunks_app.helpers import (
@@ -15,6 +16,7 @@ from tests.chunks_app.helpers import (
     wait_until_settled,
 )
 from tests.factories import SessionFactory
+from tests.support.faults import overwrite
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CHUNK_SIZE = 64 * KIB
@@ -63,7 +65,7 @@ def _system(client) -> dict:
 
 
 @pytest.fixture
-def mixed_history(api_client, user, settings):
+def mixed_history(api_client, user):
     """Uploads, a stream, a paused pipeline, a failure, a deleted session, state changes."""
     uploaded = SessionFactory(owner=user, status="recording", chunk_size=CHUNK_SIZE)
     for sequence in range(3):
@@ -81,8 +83,7 @@ def mixed_history(api_client, user, settings):
     failing = SessionFactory(owner=user, status="recording", chunk_size=CHUNK_SIZE)
     api_client.post(f"/api/v1/sessions/{failing.id}/pipeline/pause")
     put_chunk(api_client, failing, 0, screen_like(3000))
-    spooled = settings.LUCID_STORAGE_PATH / "spool" / Chunk.objects.get(session=failing).spool_key
-    spooled.write_bytes(b"cut short")
+    overwrite(get_spool(), Chunk.objects.get(session=failing).spool_key, b"cut short")
     api_client.post(f"/api/v1/sessions/{failing.id}/pipeline/resume")
     wait_until_settled(failing)
     api_client.post(f"/api/v1/sessions/{failing.id}/pause")
@@ -174,14 +175,14 @@ def test_statistics_of_unknown_session_is_404(api_client):
     assert api_client.get("/api/v1/sessions/nope/statistics").status_code == 404
 
 
-def test_system_statistics_report_the_chunk_store(api_client, user, storage_paths):
+def test_system_statistics_report_the_chunk_store(api_client, user):
     session = SessionFactory(owner=user, status="recording", chunk_size=CHUNK_SIZE)
     put_chunk(api_client, session, 0, random_bytes(4000))
     wait_until_settled(session)
 
     storage = _system(api_client)["storage"]
 
-    assert storage["path"] == str(storage_paths.LUCID_CHUNK_STORE_PATH)
+    assert storage["path"] == get_chunk_store().location
     assert storage["used_bytes"] == 4000
     assert storage["free_bytes"] > 0
 

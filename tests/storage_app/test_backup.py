@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from chunks_app.models import Chunk
+from chunks_app.storage import get_chunk_store, get_spool
 from core.models import AuditEntry
 from sessions_app.models import Session
 from storage_app.backup.create import backup_rotate
@@ -29,6 +30,7 @@ from tests.chunks_app.helpers import (
     wait_until_settled,
 )
 from tests.factories import SessionFactory, UserFactory
+from tests.support.faults import remains
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CHUNK_SIZE = 64 * KIB
@@ -72,16 +74,9 @@ def system_statistics(client) -> dict:
     return statistics
 
 
-def files_under(root: Path) -> list[str]:
-    if not root.exists():
-        return []
-    return sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file())
-
-
-def stored_files(settings) -> list[str]:
-    return files_under(Path(settings.LUCID_CHUNK_STORE_PATH)) + files_under(
-        Path(settings.LUCID_STORAGE_PATH) / "spool"
-    )
+def stored_files() -> list[str]:
+    """Whatever the chunk store and the spool hold, hidden files and unfinished uploads too."""
+    return remains(get_chunk_store()) + remains(get_spool())
 
 
 def wipe(client, sessions: list[Session]) -> None:
@@ -142,14 +137,14 @@ def recorded(api_client, user) -> list[Session]:
 
 
 def test_backup_wipe_restore_gives_identical_downloads_roots_and_statistics(
-    api_client, recorded, archive_path, settings
+    api_client, recorded, archive_path
 ):
     before = {session.id: seen_by_user(api_client, session.id) for session in recorded}
     system_before = system_statistics(api_client)
 
     summary = backup(archive_path)
     wipe(api_client, recorded)
-    assert stored_files(settings) == []
+    assert stored_files() == []
     output = restore(archive_path)
 
     assert summary.startswith("backup: 2 sessions, 7 chunks")
@@ -162,24 +157,24 @@ def test_backup_wipe_restore_gives_identical_downloads_roots_and_statistics(
 
 
 def test_restoring_the_same_archive_twice_changes_nothing_the_second_time(
-    api_client, recorded, archive_path, settings
+    api_client, recorded, archive_path
 ):
     backup(archive_path)
     wipe(api_client, recorded)
     restore(archive_path)
-    files, system = stored_files(settings), system_statistics(api_client)
+    files, system = stored_files(), system_statistics(api_client)
     rows = sorted(Chunk.objects.values_list("id", "status", "storage_key"))
 
     output = restore(archive_path)
 
     assert "restored 0 sessions" in output
     assert "2 already present and unchanged; nothing to do" in output
-    assert stored_files(settings) == files
+    assert stored_files() == files
     assert sorted(Chunk.objects.values_list("id", "status", "storage_key")) == rows
     assert system_statistics(api_client) == system
 
 
-def test_dry_run_verifies_and_writes_nothing(api_client, recorded, archive_path, settings):
+def test_dry_run_verifies_and_writes_nothing(api_client, recorded, archive_path):
     backup(archive_path)
     wipe(api_client, recorded)
 
@@ -188,11 +183,11 @@ def test_dry_run_verifies_and_writes_nothing(api_client, recorded, archive_path,
     assert "nothing written" in output
     assert "would restore 2 sessions" in output
     assert Session.objects.count() == 0
-    assert stored_files(settings) == []
+    assert stored_files() == []
 
 
 def test_a_changed_byte_in_a_chunk_member_is_rejected_before_any_write(
-    api_client, recorded, archive_path, settings
+    api_client, recorded, archive_path
 ):
     backup(archive_path)
     wipe(api_client, recorded)
@@ -207,11 +202,11 @@ def test_a_changed_byte_in_a_chunk_member_is_rejected_before_any_write(
 
     assert Session.objects.count() == 0
     assert Chunk.objects.count() == 0
-    assert stored_files(settings) == []
+    assert stored_files() == []
 
 
 def test_a_flipped_byte_in_the_compressed_archive_is_rejected_before_any_write(
-    api_client, recorded, archive_path, settings
+    api_client, recorded, archive_path
 ):
     backup(archive_path)
     wipe(api_client, recorded)
@@ -223,10 +218,10 @@ def test_a_flipped_byte_in_the_compressed_archive_is_rejected_before_any_write(
         restore(archive_path)
 
     assert Session.objects.count() == 0
-    assert stored_files(settings) == []
+    assert stored_files() == []
 
 
-def test_a_truncated_archive_is_rejected(api_client, recorded, archive_path, settings):
+def test_a_truncated_archive_is_rejected(api_client, recorded, archive_path):
     backup(archive_path)
     wipe(api_client, recorded)
     archive_path.write_bytes(archive_path.read_bytes()[:-7])
@@ -238,7 +233,7 @@ def test_a_truncated_archive_is_rejected(api_client, recorded, archive_path, set
 
 
 def test_restoring_over_a_session_with_other_data_is_refused_and_changes_nothing(
-    api_client, user, archive_path, settings
+    api_client, user, archive_path
 ):
     live = record_uploads(api_client, user, [screen_like(30_000), screen_like(30_000, seed=1)])
     gone = record_uploads(api_client, user, [screen_like(20_000, seed=2)])
@@ -271,18 +266,18 @@ def test_restoring_over_a_session_with_other_data_is_refused_and_changes_nothing
     session_entry = next(s for s in manifest["sessions"] if s["id"] == str(live.id))
     session_entry["sha256"] = hashlib.sha256(dict(members)[record_name]).hexdigest()
     archive_write(archive_path, [*members, ("manifest.json", json.dumps(manifest).encode())])
-    before, files = seen_by_user(api_client, live.id), stored_files(settings)
+    before, files = seen_by_user(api_client, live.id), stored_files()
 
     with pytest.raises(CommandError, match=f"session {live.id}: chunks 1 differ"):
         restore(archive_path)
 
     assert seen_by_user(api_client, live.id) == before
-    assert stored_files(settings) == files
+    assert stored_files() == files
     assert not Session.objects.filter(pk=gone.id).exists()
 
 
 def test_an_incremental_backup_holds_only_new_chunks_and_restores_after_its_base(
-    api_client, user, tmp_path, settings
+    api_client, user, tmp_path
 ):
     growing = record_uploads(
         api_client, user, [screen_like(40_000, seed=s) for s in (0, 1)], stop=False
@@ -320,7 +315,7 @@ def test_an_incremental_backup_holds_only_new_chunks_and_restores_after_its_base
     with pytest.raises(CommandError, match=f"restore the base archive {base_id} first"):
         restore(increment_path)
     assert Session.objects.count() == 0
-    assert stored_files(settings) == []
+    assert stored_files() == []
 
     restore(base_path)
     output = restore(increment_path)

@@ -8,18 +8,18 @@ import zstandard
 from django.core.management import CommandError
 
 from chunks_app.models import Chunk
-from chunks_app.spool import get_spool
+from chunks_app.spool import session_stream
+from chunks_app.storage import get_chunk_store
 from core.encryption import generate_key_line, read_header
 from sessions_app.models import Session
 from tests.chunks_app.helpers import (
     CHUNK_SIZE,
     body_of,
-    damage_file,
+    damage_stored,
     download,
     post_stream,
     put_chunk,
     random_bytes,
-    stored_path,
     wait_until_settled,
 )
 from tests.factories import SessionFactory
@@ -177,8 +177,9 @@ def test_a_backup_under_key_a_restores_under_key_a_with_b_active(
     assert chunk_rows(uploaded) == [(0, "stored", "A"), (1, "stored", "A")]
     assert chunk_rows(live) == [(0, "stored", "A"), (1, "stored", "A")]
     assert all(".A." in chunk.storage_key for chunk in Chunk.objects.all())
-    with get_spool().open(f"{live.id}/stream-000000000002.sealed") as segment:
-        assert read_header(segment) == "A"
+    live.refresh_from_db()
+    stream = session_stream(session_id=live.id, chunk_size=live.chunk_size)
+    assert stream.segment_key_id(sequence=2, part=live.stream_part) == "A"
     assert post_stream(api_client, live, typed_text(100)).status_code == 200
     assert api_client.post(f"/api/v1/sessions/{live.id}/stop").status_code == 200
     wait_until_settled(live)
@@ -207,12 +208,12 @@ def test_a_restore_without_the_key_is_refused_before_anything_is_written(
     assert LINE_A.partition(":")[2] not in message
     assert Session.objects.count() == 0
     assert Chunk.objects.count() == 0
-    assert stored_files(settings) == []
+    assert stored_files() == []
 
 
 @pytest.mark.parametrize("part", ["chunk", "stream tail"])
 def test_a_flipped_byte_in_a_sealed_member_is_reported_as_damage(
-    api_client, user, key_a, archive_path, settings, part
+    api_client, user, key_a, archive_path, part
 ):
     live = record_live_stream(api_client, user, stream_data())
     backup(archive_path)
@@ -233,7 +234,7 @@ def test_a_flipped_byte_in_a_sealed_member_is_reported_as_damage(
     with pytest.raises(CommandError, match="fails authentication"):
         restore(archive_path)
     assert Session.objects.count() == 0
-    assert stored_files(settings) == []
+    assert stored_files() == []
 
 
 def test_an_archive_written_before_keys_existed_still_restores(api_client, user, archive_path):
@@ -306,14 +307,14 @@ def sealed_session_damaged(client, owner, archive_path, settings, how: str) -> S
     session = record_uploads(client, owner, BODIES)
     backup(archive_path)
     keys(settings, LINE_A, LINE_B, active="B")
-    damage_file(stored_path(Chunk.objects.get(session=session, sequence=1)), how)
+    damage_stored(Chunk.objects.get(session=session, sequence=1), how)
     return session
 
 
 def assert_repaired_under_a(client, session: Session) -> None:
     assert chunk_rows(session) == [(0, "stored", "A"), (1, "stored", "A")]
     assert [body_of(download(client, session, n)) for n in (0, 1)] == BODIES
-    with stored_path(Chunk.objects.get(session=session, sequence=1)).open("rb") as file:
+    with get_chunk_store().open(Chunk.objects.get(session=session, sequence=1).storage_key) as file:
         assert read_header(file) == "A"
 
 

@@ -12,10 +12,9 @@ from sessions_app.models import Session
 from tests.chunks_app.helpers import (
     KIB,
     body_of,
-    damage_file,
+    damage_stored,
     put_chunk,
     random_bytes,
-    stored_path,
     wait_until_settled,
 )
 from tests.factories import SessionFactory
@@ -264,7 +263,7 @@ def test_repair_from_a_backup_keeps_the_offsets(api_client, user, archive_path):
     session, _ = record_uploaded(api_client, user)
     backup(archive_path)
     before = seen_by_player(api_client, session)
-    damage_file(stored_path(Chunk.objects.get(session_id=session.id, sequence=2)), "deleted")
+    damage_stored(Chunk.objects.get(session_id=session.id, sequence=2), "deleted")
 
     output = restore(archive_path, "--repair")
 

@@ -3,14 +3,14 @@
 import os
 import time
 import uuid
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from chunks_app.models import Chunk
-from chunks_app.spool import get_spool
-from chunks_app.storage import get_chunk_store
+from chunks_app.spool import get_spool, session_stream
+from chunks_app.storage import ChunkStore, get_chunk_store
 from core.counters import counters_read
 from sessions_app.models import Session
 from storage_app.cleanup import MISSING, orphans_clean, orphans_find
@@ -25,6 +25,7 @@ from tests.chunks_app.helpers import (
 )
 from tests.factories import SessionFactory
 from tests.sessions_app.test_statistics import recount_system
+from tests.support.faults import contents, leftover_make, leftover_names, moment, put_after
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CHUNK_SIZE = 64 * KIB
@@ -61,33 +62,14 @@ def clean(*, dry_run: bool = False):
     return orphans_clean(report=orphans_find(now=timezone.now()), dry_run=dry_run)
 
 
-def make_old(path: Path, *, age: float = 2 * HOUR) -> Path:
-    moment = time.time() - age
-    os.utime(path, (moment, moment))
-    return path
+def stray(store: ChunkStore, key: str, content: bytes = b"stray bytes") -> str:
+    """A file no chunk row names, written as an interrupted pipeline or upload leaves one."""
+    store.put(key, [content])
+    return key
 
 
-def write_file(path: Path, content: bytes = b"stray bytes", *, age: float = 2 * HOUR) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
-    return make_old(path, age=age)
-
-
-def store_root(settings) -> Path:
-    return Path(settings.LUCID_CHUNK_STORE_OPTIONS["root"])
-
-
-def spool_root() -> Path:
-    return get_spool().root
-
-
-def files_under(*roots: Path) -> dict[str, tuple[bytes, float]]:
-    return {
-        str(path): (path.read_bytes(), path.stat().st_mtime)
-        for root in roots
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
+def session_keys(store: ChunkStore, session_id) -> set[str]:
+    return set(store.keys(f"{session_id}/"))
 
 
 def rows() -> tuple[list[dict], list[dict]]:
@@ -103,91 +85,96 @@ def statistics_equal_a_recount(client) -> None:
     assert {key: statistics[key] for key in expected} == expected
 
 
-def test_a_store_file_no_row_names_is_removed(stored_session, no_grace):
-    orphan = write_file(store_root(no_grace) / str(stored_session.pk) / "000000000007.zstd")
-    unknown_session = write_file(store_root(no_grace) / str(uuid.uuid4()) / "000000000000.none")
+def test_a_store_file_no_row_names_is_removed(stored_session, no_grace, clock):
+    store = get_chunk_store()
+    orphan = stray(store, f"{stored_session.pk}/000000000007.zstd")
+    unknown_session = stray(store, f"{uuid.uuid4()}/000000000000.none")
+    clock.advance(2 * HOUR)
 
     report = clean()
 
-    assert not orphan.exists()
-    assert not unknown_session.exists()
-    assert sorted(file.key for file in report.files) == sorted(
-        [
-            f"{stored_session.pk}/000000000007.zstd",
-            f"{unknown_session.parent.name}/000000000000.none",
-        ]
-    )
+    assert not store.exists(orphan)
+    assert not store.exists(unknown_session)
+    assert sorted(file.key for file in report.files) == sorted([orphan, unknown_session])
     assert {file.area for file in report.files} == {"store"}
     assert all(file.reason == "no chunk row names it" for file in report.files)
     assert len(wait_until_settled(stored_session)) == 2
 
 
-def test_a_spool_file_no_row_names_is_removed(stored_session, no_grace):
-    orphan = write_file(spool_root() / str(stored_session.pk) / f"{uuid.uuid4()}.raw")
+def test_a_spool_file_no_row_names_is_removed(stored_session, no_grace, clock):
+    orphan = stray(get_spool(), f"{stored_session.pk}/{uuid.uuid4()}.raw")
+    clock.advance(2 * HOUR)
 
     report = clean()
 
-    assert not orphan.exists()
+    assert not get_spool().exists(orphan)
     assert [(file.area, file.size) for file in report.files] == [("spool", len(b"stray bytes"))]
 
 
-def test_stored_chunks_and_their_files_stay(api_client, stored_session, no_grace, settings):
-    before = files_under(store_root(settings))
+def test_stored_chunks_and_their_files_stay(api_client, stored_session, no_grace, clock):
+    before = contents(get_chunk_store())
+    clock.advance(2 * HOUR)
 
     report = clean()
 
     assert (report.files, report.leftovers, report.lost_chunks) == ([], [], [])
-    assert files_under(store_root(settings)) == before
+    assert contents(get_chunk_store()) == before
     for chunk in Chunk.objects.filter(session=stored_session):
         response = download(api_client, stored_session, chunk.sequence)
         assert response.status_code == 200
 
 
-def test_a_fresh_file_within_the_grace_period_stays(stored_session, settings):
+def test_a_fresh_file_within_the_grace_period_stays(stored_session, settings, clock):
     settings.LUCID_ORPHAN_GRACE_MINUTES = 60
-    fresh = write_file(store_root(settings) / str(stored_session.pk) / "000000000007.zstd", age=60)
-    old = write_file(store_root(settings) / str(stored_session.pk) / "000000000008.zstd")
+    store = get_chunk_store()
+    old = stray(store, f"{stored_session.pk}/000000000008.zstd")
+    fresh = f"{stored_session.pk}/000000000007.zstd"
+    between = put_after(store, fresh, b"stray bytes", than=old)
+    clock.set(moment(between) + timedelta(minutes=60))
 
     report = clean()
 
-    assert fresh.exists()
-    assert not old.exists()
-    assert [file.key for file in report.files] == [f"{stored_session.pk}/000000000008.zstd"]
+    assert store.exists(fresh)
+    assert not store.exists(old)
+    assert [file.key for file in report.files] == [old]
 
 
 def test_a_fresh_spool_upload_not_yet_committed_stays(waiting_session, settings):
     settings.LUCID_ORPHAN_GRACE_MINUTES = 60
-    uploading = write_file(spool_root() / str(waiting_session.pk) / f"{uuid.uuid4()}.raw", age=1)
+    uploading = stray(get_spool(), f"{waiting_session.pk}/{uuid.uuid4()}.raw")
 
     clean()
 
-    assert uploading.exists()
+    assert get_spool().exists(uploading)
 
 
-def test_files_outside_session_directories_are_never_touched(stored_session, no_grace):
+def test_files_outside_session_directories_are_never_touched(stored_session, no_grace, clock):
+    store, spool = get_chunk_store(), get_spool()
     foreign = [
-        write_file(store_root(no_grace) / "lucid.sqlite3"),
-        write_file(store_root(no_grace) / "notes" / "readme.txt"),
-        write_file(spool_root() / "not-a-session" / "data.raw"),
+        (store, stray(store, "lucid.sqlite3")),
+        (store, stray(store, "notes/readme.txt")),
+        (spool, stray(spool, "not-a-session/data.raw")),
     ]
+    clock.advance(2 * HOUR)
 
     report = clean()
 
-    assert all(path.exists() for path in foreign)
+    assert all(where.exists(key) for where, key in foreign)
     assert report.files == []
 
 
-def test_the_open_stream_tail_stays(api_client, user, no_grace):
+def test_the_open_stream_tail_stays(api_client, user, no_grace, clock):
     session = SessionFactory(owner=user, status="recording", chunk_size=CHUNK_SIZE)
     data = random_bytes(CHUNK_SIZE + 1000)
     post_stream(api_client, session, data)
     wait_until_settled(session)
-    tail = spool_root() / str(session.pk) / "stream-000000000001.raw"
-    make_old(tail)
+    clock.advance(2 * HOUR)
 
     report = clean()
 
-    assert tail.read_bytes() == data[CHUNK_SIZE:]
+    session.refresh_from_db()
+    stream = session_stream(session_id=session.pk, chunk_size=CHUNK_SIZE)
+    assert stream.read(sequence=1, size=1000, part=session.stream_part) == data[CHUNK_SIZE:]
     assert report.files == []
     response = api_client.post(f"/api/v1/sessions/{session.id}/stop")
     assert response.status_code == 200
@@ -198,36 +185,43 @@ def test_the_open_stream_tail_stays(api_client, user, no_grace):
     ]
 
 
-def test_the_tail_of_a_paused_stream_stays(api_client, user, no_grace):
+def test_the_tail_of_a_paused_stream_stays(api_client, user, no_grace, clock):
     session = SessionFactory(owner=user, status="recording", chunk_size=CHUNK_SIZE)
     post_stream(api_client, session, random_bytes(5000))
     api_client.post(f"/api/v1/sessions/{session.id}/pause")
-    tail = make_old(spool_root() / str(session.pk) / "stream-000000000000.raw")
+    tail = session_keys(get_spool(), session.pk)
+    clock.advance(2 * HOUR)
 
     clean()
 
-    assert tail.exists()
+    assert tail
+    assert session_keys(get_spool(), session.pk) == tail
 
 
-def test_stream_segments_past_the_acknowledged_tail_are_removed(api_client, user, no_grace):
+def test_stream_segments_past_the_acknowledged_tail_are_removed(api_client, user, no_grace, clock):
     session = SessionFactory(owner=user, status="recording", chunk_size=CHUNK_SIZE)
     post_stream(api_client, session, random_bytes(5000))
-    unacknowledged = write_file(spool_root() / str(session.pk) / "stream-000000000003.raw")
+    acknowledged = session_keys(get_spool(), session.pk)
+    stream = session_stream(session_id=session.pk, chunk_size=CHUNK_SIZE)
+    with stream.locked():
+        stream.append(offset=3 * CHUNK_SIZE, part="", pieces=[b"never acknowledged"])
+    (unacknowledged,) = session_keys(get_spool(), session.pk) - acknowledged
+    clock.advance(2 * HOUR)
 
     report = clean()
 
-    assert not unacknowledged.exists()
-    assert (spool_root() / str(session.pk) / "stream-000000000000.raw").exists()
-    assert [file.key for file in report.files] == [f"{session.pk}/stream-000000000003.raw"]
+    assert session_keys(get_spool(), session.pk) == acknowledged
+    assert [file.key for file in report.files] == [unacknowledged]
 
 
-def test_the_spool_copy_of_an_already_stored_chunk_is_removed(stored_session, no_grace):
+def test_the_spool_copy_of_an_already_stored_chunk_is_removed(stored_session, no_grace, clock):
     chunk = Chunk.objects.get(session=stored_session, sequence=0)
-    copy = write_file(spool_root() / chunk.spool_key, screen_like(30_000))
+    copy = stray(get_spool(), chunk.spool_key, screen_like(30_000))
+    clock.advance(2 * HOUR)
 
     report = clean()
 
-    assert not copy.exists()
+    assert not get_spool().exists(copy)
     assert report.files[0].reason == f"chunk 0 is already stored as {chunk.storage_key}"
 
 
@@ -305,44 +299,59 @@ def test_lost_chunks_are_marked_only_once(api_client, stored_session, no_grace):
     statistics_equal_a_recount(api_client)
 
 
-def test_leftovers_of_interrupted_writes_are_removed(stored_session, no_grace):
-    in_store = write_file(store_root(no_grace) / str(stored_session.pk) / ".000000000000.x.tmp")
-    in_spool = write_file(spool_root() / str(stored_session.pk) / ".upload.0123.tmp")
-    lock = write_file(spool_root() / str(stored_session.pk) / ".stream.lock", b"")
+def test_leftovers_of_interrupted_writes_are_removed(stored_session, no_grace, clock):
+    in_store = leftover_make(get_chunk_store(), f"{stored_session.pk}/000000000000.x")
+    in_spool = leftover_make(get_spool(), f"{stored_session.pk}/upload.0123")
+    clock.advance(2 * HOUR)
 
     report = clean()
 
-    assert not in_store.exists()
-    assert not in_spool.exists()
-    assert lock.exists()
+    assert in_store not in leftover_names(get_chunk_store())
+    assert in_spool not in leftover_names(get_spool())
     assert sorted((leftover.area, leftover.name) for leftover in report.leftovers) == [
-        ("spool", f"{stored_session.pk}/.upload.0123.tmp"),
-        ("store", f"{stored_session.pk}/.000000000000.x.tmp"),
+        ("spool", in_spool),
+        ("store", in_store),
     ]
+
+
+@pytest.mark.filesystem_only("the lock file of a stream's segment files")
+def test_the_lock_of_a_stream_is_not_a_leftover(api_client, user, no_grace):
+    session = SessionFactory(owner=user, status="recording", chunk_size=CHUNK_SIZE)
+    post_stream(api_client, session, random_bytes(5000))
+    lock = get_spool().root / str(session.pk) / ".stream.lock"
+    two_hours_ago = time.time() - 2 * HOUR
+    os.utime(lock, (two_hours_ago, two_hours_ago))
+
+    report = clean()
+
+    assert lock.exists()
+    assert report.leftovers == []
 
 
 def test_fresh_leftovers_stay(stored_session, settings):
     settings.LUCID_ORPHAN_GRACE_MINUTES = 60
-    writing = write_file(store_root(settings) / str(stored_session.pk) / ".now.tmp", age=5)
+    writing = leftover_make(get_chunk_store(), f"{stored_session.pk}/now")
 
     clean()
 
-    assert writing.exists()
+    assert writing in leftover_names(get_chunk_store())
 
 
 def test_a_dry_run_reports_everything_and_changes_nothing(
-    api_client, stored_session, waiting_session, no_grace
+    api_client, stored_session, waiting_session, no_grace, clock
 ):
-    write_file(store_root(no_grace) / str(stored_session.pk) / "000000000009.zstd")
-    write_file(spool_root() / str(uuid.uuid4()) / ".upload.tmp")
-    get_chunk_store().delete(Chunk.objects.get(session=stored_session, sequence=0).storage_key)
-    get_spool().delete(Chunk.objects.get(session=waiting_session).spool_key)
-    roots = (store_root(no_grace), spool_root())
-    files, database, counters = files_under(*roots), rows(), counters_read()
+    store, spool = get_chunk_store(), get_spool()
+    stray(store, f"{stored_session.pk}/000000000009.zstd")
+    leftover_make(spool, f"{uuid.uuid4()}/upload")
+    store.delete(Chunk.objects.get(session=stored_session, sequence=0).storage_key)
+    spool.delete(Chunk.objects.get(session=waiting_session).spool_key)
+    clock.advance(2 * HOUR)
+    files = (contents(store), contents(spool))
+    database, counters = rows(), counters_read()
 
     report = clean(dry_run=True)
 
     assert (len(report.files), len(report.leftovers), len(report.lost_chunks)) == (1, 1, 2)
-    assert files_under(*roots) == files
+    assert (contents(store), contents(spool)) == files
     assert rows() == database
     assert counters_read() == counters

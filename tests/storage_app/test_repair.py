@@ -10,19 +10,18 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from chunks_app.models import Chunk
+from chunks_app.storage import get_chunk_store
 from core.models import AuditEntry
 from sessions_app.models import Session
 from storage_app.tasks import backup_task
 from tests.chunks_app.helpers import (
     CHUNK_SIZE,
-    DAMAGES,
     body_of,
-    damage_file,
+    damage_stored,
     download,
     put_chunk,
     record_stored,
     screen_like,
-    stored_path,
     wait_until_settled,
 )
 from tests.factories import SessionFactory
@@ -32,11 +31,11 @@ from tests.storage_app.test_backup import (
     archive_members,
     archive_write,
     backup,
-    files_under,
     manifest_of,
     restore,
     wipe,
 )
+from tests.support.faults import DAMAGES, contents
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,7 +62,7 @@ def archive_path(tmp_path) -> Path:
 
 
 def damage(session: Session, sequence: int, how: str) -> None:
-    damage_file(stored_path(Chunk.objects.get(session=session, sequence=sequence)), how)
+    damage_stored(Chunk.objects.get(session=session, sequence=sequence), how)
 
 
 def downloads(client, session: Session) -> list[bytes]:
@@ -90,9 +89,9 @@ def command_failure(command: str, *args: str) -> tuple[CommandError, str]:
     return failure.value, out.getvalue()
 
 
-def store_files(settings) -> dict[str, bytes]:
-    root = Path(settings.LUCID_CHUNK_STORE_OPTIONS["root"])
-    return {name: (root / name).read_bytes() for name in files_under(root)}
+def store_files() -> dict[str, tuple[bytes, float]]:
+    """Every stored key's bytes and modification time, and the store's leftovers."""
+    return contents(get_chunk_store())
 
 
 # --- repair ---------------------------------------------------------------------------------------
@@ -165,36 +164,34 @@ def test_repair_works_under_legal_hold(api_client, recorded, archive_path):
 
 
 @pytest.mark.parametrize("codec", ["gzip"])
-def test_dry_run_lists_the_repairs_and_changes_nothing(
-    api_client, recorded, archive_path, settings
-):
+def test_dry_run_lists_the_repairs_and_changes_nothing(api_client, recorded, archive_path):
     backup(archive_path)
     damage(recorded, 1, "flipped")
     assert download(api_client, recorded, 1).status_code == 500
     damage(recorded, 2, "deleted")
-    files, rows = store_files(settings), list(Chunk.objects.values().order_by("sequence"))
+    files, rows = store_files(), list(Chunk.objects.values().order_by("sequence"))
 
     output = restore(archive_path, "--repair", "--dry-run")
 
     assert f"would repair session {recorded.id} chunk 1 (hash mismatch" in output
     assert f"would repair session {recorded.id} chunk 2 (file missing" in output
     assert "would repair 2" in output
-    assert store_files(settings) == files
+    assert store_files() == files
     assert list(Chunk.objects.values().order_by("sequence")) == rows
     assert not AuditEntry.objects.filter(action="chunk_repaired").exists()
 
 
 @pytest.mark.parametrize("codec", ["lz4"])
-def test_a_second_repair_repairs_nothing_and_says_so(api_client, recorded, archive_path, settings):
+def test_a_second_repair_repairs_nothing_and_says_so(api_client, recorded, archive_path):
     backup(archive_path)
     damage(recorded, 1, "deleted")
     restore(archive_path, "--repair")
-    files, rows = store_files(settings), list(Chunk.objects.values().order_by("sequence"))
+    files, rows = store_files(), list(Chunk.objects.values().order_by("sequence"))
 
     output = restore(archive_path, "--repair")
 
     assert "3 chunks checked, nothing to repair; nothing to do" in output
-    assert store_files(settings) == files
+    assert store_files() == files
     assert list(Chunk.objects.values().order_by("sequence")) == rows
     assert AuditEntry.objects.filter(action="chunk_repaired").count() == 1
 
@@ -234,7 +231,7 @@ def test_a_chunk_the_archive_does_not_hold_is_reported_and_fails_the_repair(
 
 
 def test_a_repair_across_codecs_makes_the_row_match_the_archived_file(
-    api_client, user, archive_path, settings
+    api_client, user, archive_path
 ):
     session = SessionFactory(owner=user, status="recording", chunk_size=CHUNK_SIZE)
     assert put_chunk(api_client, session, 0, BODIES[0]).status_code == 201
@@ -256,10 +253,10 @@ def test_a_repair_across_codecs_makes_the_row_match_the_archived_file(
         "none",
         f"{session.id}/000000000001.none",
     )
-    assert stored_path(chunk).read_bytes() == BODIES[1]
+    assert store_files()[chunk.storage_key][0] == BODIES[1]
     assert chunk.compressed_size == len(BODIES[1])
     assert body_of(download(api_client, session, 1)) == BODIES[1]
-    assert f"{session.id}/000000000001.zstd" not in store_files(settings)
+    assert f"{session.id}/000000000001.zstd" not in store_files()
     assert_totals_equal_a_recount(api_client, session)
 
 

@@ -2,11 +2,8 @@
 
 import importlib
 import io
-import os
-import time
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.apps import apps as django_apps
@@ -17,7 +14,6 @@ from django_celery_beat.models import PeriodicTask
 from chunks_app.models import Chunk
 from chunks_app.spool import get_spool
 from chunks_app.storage import ChunkStoreError, get_chunk_store
-from chunks_app.storage.filesystem import FileSystemChunkStore
 from core.choices import AuditAction
 from core.counters import counters_read
 from core.models import AuditEntry
@@ -35,6 +31,7 @@ from tests.chunks_app.helpers import (
 )
 from tests.factories import SessionFactory
 from tests.sessions_app.test_statistics import recount_system
+from tests.support.faults import contents
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CHUNK_SIZE = 64 * KIB
@@ -110,24 +107,15 @@ def run_command(*args: str) -> tuple[str, str]:
     return out.getvalue(), err.getvalue()
 
 
-def files_under(*roots: Path) -> dict[str, tuple[bytes, float]]:
-    return {
-        str(path): (path.read_bytes(), path.stat().st_mtime)
-        for root in roots
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
-
-
 def everything() -> tuple:
     """Every row and file cleanup could change, and the running totals."""
-    roots = (Path(get_chunk_store().location), get_spool().root)
     return (
         list(Session.objects.order_by("pk").values()),
         list(Chunk.objects.order_by("pk").values()),
         list(AuditEntry.objects.order_by("pk").values()),
         counters_read(),
-        files_under(*roots),
+        contents(get_chunk_store()),
+        contents(get_spool()),
     )
 
 
@@ -242,6 +230,7 @@ def test_the_watermark_counts_what_age_already_frees(settings, stored):
     assert remaining(expired, old, new) == ids(old, new)
 
 
+@pytest.mark.filesystem_only("a bucket has no used share; LUCID_STORAGE_BACKEND=s3 needs a quota")
 def test_without_a_quota_the_watermark_is_the_filesystem_s_used_share(settings, stored):
     first, second = stored(2), stored(1)
     empty = SessionFactory(owner=first.owner, status="stopped")
@@ -361,18 +350,18 @@ def test_running_totals_equal_a_recount_after_cleanup(api_client, user, stored, 
     statistics_equal_a_recount(api_client)
 
 
-def test_a_dry_run_changes_nothing(api_client, user, stored, stopped, settings):
+def test_a_dry_run_changes_nothing(api_client, user, stored, stopped, settings, clock):
     stopped(40)
-    lost = stored(2)
-    get_chunk_store().delete(Chunk.objects.get(session=lost).storage_key)
+    stored(2)
     stored(1)
-    stale = SessionFactory(owner=user, status="recording")
+    stale = SessionFactory(owner=user, status="recording", chunk_size=CHUNK_SIZE)
+    put_chunk(api_client, stale, 0, random_bytes(3000))
+    wait_until_settled(stale)
+    get_chunk_store().delete(Chunk.objects.get(session=stale).storage_key)
     make_stale(stale, hours=25)
-    orphan = Path(get_chunk_store().location) / str(uuid.uuid4()) / "000000000000.none"
-    orphan.parent.mkdir(parents=True)
-    orphan.write_bytes(b"no row")
-    os.utime(orphan, (time.time() - 2 * HOUR,) * 2)
-    settings.LUCID_STORAGE_QUOTA_BYTES = STORED_BYTES + 1000
+    get_chunk_store().put(f"{uuid.uuid4()}/000000000000.none", [b"no row"])
+    clock.advance(2 * HOUR)
+    settings.LUCID_STORAGE_QUOTA_BYTES = 2 * STORED_BYTES
     before = everything()
 
     out, _ = run_command("--dry-run")
@@ -418,17 +407,15 @@ def test_the_command_shows_progress_when_there_is_much_to_do(monkeypatch, stoppe
     assert "removing sessions: 2/2" in err
 
 
-def test_the_command_exits_non_zero_when_something_fails(monkeypatch, stored):
+def test_the_command_exits_non_zero_when_something_fails(stored, clock, chunk_store_faults):
     session = stored(1)
     chunk = Chunk.objects.get(session=session)
-    orphan = Path(get_chunk_store().location) / str(session.pk) / "000000000009.none"
-    orphan.write_bytes(b"no row")
-    os.utime(orphan, (time.time() - 2 * HOUR,) * 2)
-
-    def refuse(store, key):
-        raise ChunkStoreError(f"Could not delete {key}: Permission denied.")
-
-    monkeypatch.setattr(FileSystemChunkStore, "delete", refuse)
+    orphan = f"{session.pk}/000000000009.none"
+    get_chunk_store().put(orphan, [b"no row"])
+    clock.advance(2 * HOUR)
+    chunk_store_faults.fail(
+        "delete", ChunkStoreError(f"Could not delete {orphan}: Permission denied.")
+    )
     out, err = io.StringIO(), io.StringIO()
 
     with pytest.raises(CommandError, match="1 failures"):
@@ -436,7 +423,7 @@ def test_the_command_exits_non_zero_when_something_fails(monkeypatch, stored):
 
     assert "Permission denied" in err.getvalue()
     assert "0 orphan files" in out.getvalue()
-    assert orphan.exists()
+    assert get_chunk_store().exists(orphan)
     assert Chunk.objects.get(pk=chunk.pk).status == "stored"
 
 

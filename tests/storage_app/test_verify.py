@@ -6,23 +6,23 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from chunks_app.models import Chunk
+from chunks_app.storage import get_chunk_store, get_spool
 from core.choices import AuditAction
 from core.counters import counters_read
 from core.models import AuditEntry
 from sessions_app.models import Session
 from tests.chunks_app.helpers import (
-    DAMAGES,
     KIB,
-    damage_file,
+    damage_stored,
     put_chunk,
     random_bytes,
     record_stored,
     screen_like,
-    stored_path,
     wait_until_settled,
 )
 from tests.factories import SessionFactory
 from tests.sessions_app.test_statistics import recount_system
+from tests.support.faults import DAMAGES, overwrite
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,10 +43,6 @@ def _verify(*args) -> str:
     return out.getvalue()
 
 
-def _stored_path(storage_paths, chunk: Chunk):
-    return storage_paths.LUCID_CHUNK_STORE_PATH / chunk.storage_key
-
-
 def test_intact_data_verifies_with_exit_zero(stopped_session):
     output = _verify()
 
@@ -55,20 +51,16 @@ def test_intact_data_verifies_with_exit_zero(stopped_session):
 
 
 @pytest.mark.parametrize("sequence", [0, 1], ids=["zstd", "none"])
-def test_a_flipped_byte_in_a_stored_chunk_is_caught(stopped_session, storage_paths, sequence):
-    chunk = Chunk.objects.get(session=stopped_session, sequence=sequence)
-    path = _stored_path(storage_paths, chunk)
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
+def test_a_flipped_byte_in_a_stored_chunk_is_caught(stopped_session, sequence):
+    damage_stored(Chunk.objects.get(session=stopped_session, sequence=sequence), "flipped")
 
     with pytest.raises(CommandError, match="1 problems found"):
         _verify()
 
 
-def test_damage_is_named_on_stdout(stopped_session, storage_paths):
+def test_damage_is_named_on_stdout(stopped_session):
     chunk = Chunk.objects.get(session=stopped_session, sequence=0)
-    _stored_path(storage_paths, chunk).write_bytes(b"garbage")
+    overwrite(get_chunk_store(), chunk.storage_key, b"garbage")
     out = io.StringIO()
 
     with pytest.raises(CommandError):
@@ -77,9 +69,8 @@ def test_damage_is_named_on_stdout(stopped_session, storage_paths):
     assert f"DAMAGED {stopped_session.id} chunk 0: truncated in the chunk store" in out.getvalue()
 
 
-def test_a_missing_stored_file_is_caught(stopped_session, storage_paths):
-    chunk = Chunk.objects.get(session=stopped_session, sequence=1)
-    _stored_path(storage_paths, chunk).unlink()
+def test_a_missing_stored_file_is_caught(stopped_session):
+    damage_stored(Chunk.objects.get(session=stopped_session, sequence=1), "deleted")
 
     with pytest.raises(CommandError):
         _verify()
@@ -92,23 +83,23 @@ def test_a_tampered_merkle_root_is_caught(stopped_session):
         _verify()
 
 
-def test_a_damaged_spooled_chunk_is_caught(api_client, user, storage_paths):
+def test_a_damaged_spooled_chunk_is_caught(api_client, user):
     session = SessionFactory(owner=user, status="recording", chunk_size=64 * KIB)
     api_client.post(f"/api/v1/sessions/{session.id}/pipeline/pause")
     put_chunk(api_client, session, 0, random_bytes(1000))
     chunk = Chunk.objects.get(session=session)
-    (storage_paths.LUCID_STORAGE_PATH / "spool" / chunk.spool_key).write_bytes(b"x" * 1000)
+    overwrite(get_spool(), chunk.spool_key, b"x" * 1000)
 
     with pytest.raises(CommandError):
         _verify()
 
 
-def test_session_option_limits_the_check(stopped_session, api_client, user, storage_paths):
+def test_session_option_limits_the_check(stopped_session, api_client, user):
     other = SessionFactory(owner=user, status="recording", chunk_size=64 * KIB)
     put_chunk(api_client, other, 0, random_bytes(100))
     wait_until_settled(other)
     damaged = Chunk.objects.get(session=other)
-    _stored_path(storage_paths, damaged).write_bytes(b"broken")
+    overwrite(get_chunk_store(), damaged.storage_key, b"broken")
 
     output = _verify("--session", str(stopped_session.id))
 
@@ -127,7 +118,7 @@ def test_verify_marks_a_damaged_chunk_damaged_once(api_client, user, codec, how)
         api_client, owner=user, codec=codec, bodies=[screen_like(30_000, seed=s) for s in (0, 1)]
     )
     chunk = Chunk.objects.get(session=session, sequence=1)
-    damage_file(stored_path(chunk), how)
+    damage_stored(chunk, how)
 
     for _ in range(2):
         with pytest.raises(CommandError, match="1 problems found"):

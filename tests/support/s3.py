@@ -61,10 +61,12 @@ class S3Service:
 
 
 @contextmanager
-def weed_mini(directory: Path) -> Iterator[S3Service]:
+def weed_mini(directory: Path, *, graceful_stop: bool = True) -> Iterator[S3Service]:
     """`weed mini` keeping its data in `directory`, with the bucket made, until the block ends.
 
-    Fails the test, saying what to install, when the venv has no `weed`.
+    Fails the test, saying what to install, when the venv has no `weed`. At the end it is asked
+    to stop and must within STOP_SECONDS; without `graceful_stop` (its data is thrown away
+    anyway) it is killed.
     """
     if not os.access(WEED, os.X_OK):
         pytest.fail(
@@ -115,7 +117,8 @@ def weed_mini(directory: Path) -> Iterator[S3Service]:
         yield service
     finally:
         try:
-            group.stop(signal.SIGTERM, seconds=STOP_SECONDS)
+            if graceful_stop:
+                group.stop(signal.SIGTERM, seconds=STOP_SECONDS)
         finally:
             group.kill()
 
