@@ -19,7 +19,7 @@ from chunks_app.sealing import active_key_id, chunk_seal, upload_spool_key
 from chunks_app.selectors import ChunkDamaged, chunk_sequences_complete
 from chunks_app.signals import chunks_received
 from chunks_app.spool import Segment, get_spool, session_stream
-from chunks_app.storage import get_chunk_store
+from chunks_app.storage import ChunkStoreError, get_chunk_store
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus
 from core.db import atomic_retried, lock_rows, on_commit
@@ -66,11 +66,12 @@ class StreamConflict(Conflict):
     default_code = "stream_conflict"
 
 
-def _stream_conflict_check(session: Session) -> None:
-    """Raise `StreamConflict` if the stream moved on under a recording session."""
+def _stream_conflict_check(session: Session, *, offset: int, part: str) -> None:
+    """Raise `StreamConflict` if a recording session's stream moved on from `offset`, `part`."""
     recording = Session.objects.filter(pk=session.pk, status=SessionStatus.RECORDING)
-    end = recording.values_list("stream_offset", flat=True).first()
-    if end is not None:
+    current = recording.values_list("stream_offset", "stream_part").first()
+    if current is not None and current != (offset, part):
+        end = current[0]
         raise StreamConflict(
             "Another append to this session's stream was recorded first (two writers at one "
             f"stream); nothing of this one was. The stream now ends at byte {end}: send the "
@@ -401,7 +402,13 @@ def session_stream_append(
         session.refresh_from_db(fields=["status", "stream_offset", "stream_part"])
         _require_recording(session)
         offset, part = session.stream_offset, session.stream_part
-        appended = stream.append(offset=offset, part=part, pieces=_body_pieces(body, limit=None))
+        try:
+            appended = stream.append(
+                offset=offset, part=part, pieces=_body_pieces(body, limit=None)
+            )
+        except ChunkStoreError:
+            _stream_conflict_check(session, offset=offset, part=part)
+            raise
         received, segments = appended.received, appended.segments
         if time_ms is not None and not received:
             raise ValidationFailed(
@@ -416,7 +423,7 @@ def session_stream_append(
                 pk=session.pk, status=SessionStatus.RECORDING, stream_offset=offset
             ).filter(stream_part=part)
             if not advanced.update(stream_offset=offset + received, stream_part=appended.part):
-                _stream_conflict_check(session)
+                _stream_conflict_check(session, offset=offset, part=part)
                 raise _not_recording_now(session)
             if not _count_chunks_in(session=session, chunks=chunks):
                 raise _not_recording_now(session)
@@ -428,6 +435,8 @@ def session_stream_append(
             Chunk.objects.bulk_create(chunks)
             chunk_ids = [chunk.id for chunk in chunks]
             chunks_received.send(sender=Chunk, session=session, chunk_ids=chunk_ids)
+            replaced = [key for segment in segments for key in segment.replaced]
+            on_commit(lambda: stream.discard(keys=replaced))
 
         atomic_retried(record_append)
     session.stream_offset, session.stream_part = offset + received, appended.part
@@ -488,6 +497,7 @@ def session_stream_seal(*, session: Session) -> Chunk | None:
     chunk.save(force_insert=True)
     tally_apply(session_id=session.pk, tally=tallies.chunks_received(count=1, size=chunk.size))
     chunks_received.send(sender=Chunk, session=session, chunk_ids=[chunk.id])
+    on_commit(lambda: stream.discard(keys=segment.replaced))
     return chunk
 
 

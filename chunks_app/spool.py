@@ -20,6 +20,7 @@ sealed on its own, bound to its place.
 
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import secrets
@@ -55,11 +56,14 @@ __all__ = [
     "FileSessionStream",
     "ObjectSessionStream",
     "RESTORED_PART",
+    "Resealed",
     "Segment",
     "SessionStream",
     "get_spool",
     "session_stream",
 ]
+
+logger = logging.getLogger(__name__)
 
 # The token of the part a restore writes for a stream's open segment.
 RESTORED_PART = "restored"
@@ -67,13 +71,15 @@ RESTORED_PART = "restored"
 
 @dataclass(frozen=True)
 class Segment:
-    """A completed piece of a session's stream, ready to become a chunk."""
+    """A completed piece of a session's stream, ready to become a chunk; `replaced` names the
+    spool files it was put together from, unused once it is recorded."""
 
     sequence: int
     size: int
     sha256: str
     spool_key: str
     key_id: str | None
+    replaced: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,14 @@ class Appended:
     received: int
     segments: list[Segment]
     part: str
+
+
+@dataclass(frozen=True)
+class Resealed:
+    """The open segment rewritten under another key: the part to record, the files it replaced."""
+
+    part: str
+    replaced: tuple[str, ...] = ()
 
 
 def session_stream(*, session_id: uuid.UUID, chunk_size: int) -> "SessionStream":
@@ -126,9 +140,9 @@ class SessionStream(ABC):
         """The key the open segment's bytes are sealed under, None if they are plain."""
 
     @abstractmethod
-    def reseal(self, *, offset: int, part: str, key_id: str) -> str | None:
-        """Rewrite the partly filled last segment at `offset` under `key_id`; return the part
-        to record (None: there is none or it is already under that key)."""
+    def reseal(self, *, offset: int, part: str, key_id: str) -> Resealed | None:
+        """Rewrite the partly filled last segment at `offset` under `key_id` (None: there is
+        none or it is already under that key)."""
 
     @abstractmethod
     def holds(self, key: str, *, offset: int) -> bool:
@@ -138,6 +152,15 @@ class SessionStream(ABC):
     def tail_key(self, *, sequence: int, sealed: bool) -> str:
         """Where a restore puts the acknowledged bytes of the open segment (sealed as a chunk
         is, if `sealed`); the session row then records `RESTORED_PART` as its part."""
+
+    def discard(self, *, keys: Iterable[str]) -> None:
+        """Delete spool files a recorded change replaced; one that stays is an orphan for
+        `manage.py cleanup`."""
+        for key in keys:
+            try:
+                self.spool.delete(key)
+            except ChunkStoreError as error:
+                logger.warning("a replaced stream file stays until cleanup: %s", error)
 
     @contextmanager
     def _authenticated(self) -> Iterator[None]:
@@ -264,7 +287,7 @@ class FileSessionStream(SessionStream):
             except FileNotFoundError:
                 return None
 
-    def reseal(self, *, offset: int, part: str, key_id: str) -> str | None:
+    def reseal(self, *, offset: int, part: str, key_id: str) -> Resealed | None:
         """A crash leaves the old or the new file whole."""
         sequence, position = divmod(offset, self.chunk_size)
         if position == 0 or not self.has_segment(sequence=sequence, part=part):
@@ -286,7 +309,7 @@ class FileSessionStream(SessionStream):
             os.replace(draft, target)
             self._path(sequence, sealed=False).unlink(missing_ok=True)
             fsync_directory(self.directory)
-        return part
+        return Resealed(part)
 
     def holds(self, key: str, *, offset: int) -> bool:
         return key == self.spool_key(offset // self.chunk_size)
@@ -385,6 +408,15 @@ class _Part:
     sealed: bool
 
 
+@dataclass
+class _Chained:
+    """A segment's first bytes read from its chain of parts, and the key of the first part."""
+
+    content: bytearray
+    parts: list[_Part]
+    key_id: str | None
+
+
 class ObjectSessionStream(SessionStream):
     """A session's byte stream as immutable objects: part objects of the open segment named
     `<session>/stream-<sequence>/<start>-<part>-<previous part>.raw|sealed`, and each completed
@@ -408,8 +440,8 @@ class ObjectSessionStream(SessionStream):
                 received += len(taken)
                 view = view[len(taken) :]
                 if position == self.chunk_size:
-                    before = self._chain_bytes(sequence, end=start, part=previous)
-                    completed.append(self._segment_put(sequence, before + pending, token=token))
+                    before = self._chained(sequence, end=start, part=previous)
+                    completed.append(self._segment_put(sequence, before, pending, token=token))
                     sequence, position, start, previous = sequence + 1, 0, 0, ""
                     pending = bytearray()
         if pending:
@@ -420,11 +452,11 @@ class ObjectSessionStream(SessionStream):
         sequence, position = divmod(offset, self.chunk_size)
         if position == 0:
             return None
-        content = self._chain_bytes(sequence, end=position, part=part)
-        return self._segment_put(sequence, content, token=secrets.token_hex(8))
+        chained = self._chained(sequence, end=position, part=part)
+        return self._segment_put(sequence, chained, b"", token=secrets.token_hex(8))
 
     def read(self, *, sequence: int, size: int, part: str) -> bytes:
-        return bytes(self._chain_bytes(sequence, end=size, part=part))
+        return bytes(self._chained(sequence, end=size, part=part).content)
 
     def has_segment(self, *, sequence: int, part: str) -> bool:
         return bool(part) and part in self._parts(sequence)
@@ -432,12 +464,9 @@ class ObjectSessionStream(SessionStream):
     def segment_key_id(self, *, sequence: int, part: str) -> str | None:
         """The key of the stream's last part."""
         last = self._parts(sequence).get(part)
-        if last is None or not last.sealed:
-            return None
-        with self.spool.open(last.key) as sealed, self._authenticated():
-            return read_header(sealed)
+        return None if last is None else self._key_id_of(last)
 
-    def reseal(self, *, offset: int, part: str, key_id: str) -> str | None:
+    def reseal(self, *, offset: int, part: str, key_id: str) -> Resealed | None:
         """One new part with the whole open segment under `key_id` (the caller records it)."""
         sequence, position = divmod(offset, self.chunk_size)
         parts = self._chain(sequence, end=position, part=part) if position else []
@@ -446,10 +475,10 @@ class ObjectSessionStream(SessionStream):
         keys = {self._key_id_of(found) for found in parts}
         if keys == {key_id}:
             return None
-        content = self._chain_bytes(sequence, end=position, part=part)
+        content = self._chained(sequence, end=position, part=part).content
         token = secrets.token_hex(8)
         self._part_put(sequence, start=0, content=content, token=token, previous="", key_id=key_id)
-        return token
+        return Resealed(token, tuple(found.key for found in parts))
 
     def holds(self, key: str, *, offset: int) -> bool:
         return key.startswith(self._part_prefix(offset // self.chunk_size))
@@ -492,30 +521,35 @@ class ObjectSessionStream(SessionStream):
                 return chain[::-1]
             token = found.previous
 
-    def _chain_bytes(self, sequence: int, *, end: int, part: str) -> bytearray:
-        content = bytearray()
-        chain = self._chain(sequence, end=end, part=part)
-        ends = [found.start for found in chain[1:]] + [end]
-        for found, part_end in zip(chain, ends, strict=False):
-            size = part_end - found.start
-            content += self._part_bytes(sequence, found, size=size)
-        if len(content) != end:
+    def _chained(self, sequence: int, *, end: int, part: str) -> _Chained:
+        chained = _Chained(bytearray(), self._chain(sequence, end=end, part=part), None)
+        ends = [found.start for found in chained.parts[1:]] + [end]
+        for index, (found, part_end) in enumerate(zip(chained.parts, ends, strict=False)):
+            key_id = self._part_into(chained.content, sequence, found, size=part_end - found.start)
+            if index == 0:
+                chained.key_id = key_id
+        if len(chained.content) != end:
             raise ChunkStoreError(
-                f"The stream of session {self.session_id} holds {len(content)} bytes of segment "
-                f"{sequence}, not the {end} acknowledged. Run `manage.py verify --session "
-                f"{self.session_id}`."
+                f"The stream of session {self.session_id} holds {len(chained.content)} bytes of "
+                f"segment {sequence}, not the {end} acknowledged. Run `manage.py verify "
+                f"--session {self.session_id}`."
             )
-        return content
+        return chained
 
-    def _part_bytes(self, sequence: int, found: _Part, *, size: int) -> bytes | bytearray:
+    def _part_into(
+        self, content: bytearray, sequence: int, found: _Part, *, size: int
+    ) -> str | None:
+        """Add the first `size` bytes of a part to `content`; return the key it is sealed under."""
         try:
             with self.spool.open(found.key) as stored, self._authenticated():
                 if not found.sealed:
-                    return stored.read(size)
+                    content += stored.read(size)
+                    return None
                 key_id = read_header(stored)
                 stored.seek(0)
                 context = self._part_context(sequence, start=found.start)
-                return unsealed_into(stored, context=context, key_id=key_id, limit=size)
+                content += unsealed_into(stored, context=context, key_id=key_id, limit=size)
+                return key_id
         except ChunkNotFoundError as error:
             raise ChunkStoreError(
                 f"A part of the stream of session {self.session_id} vanished ({error}). Run "
@@ -552,11 +586,17 @@ class ObjectSessionStream(SessionStream):
             pieces = (header(key_id), *seal_records(pieces, key_id=key_id, context=context))
         self.spool.put(key, pieces)
 
-    def _segment_put(self, sequence: int, content: bytes | bytearray, *, token: str) -> Segment:
-        key_id = active_key_id()
+    def _segment_put(
+        self, sequence: int, before: _Chained, rest: bytes | bytearray, *, token: str
+    ) -> Segment:
+        """The segment as one object, under the key its first part was sealed under (as a
+        segment file keeps the key it was begun with), or the active key if it had no parts."""
+        key_id = before.key_id if before.parts else active_key_id()
         suffix = SEALED_SUFFIX if key_id else RAW_SUFFIX
         key = f"{self.session_id}/stream-{sequence:012d}-{token}.{suffix}"
+        content = before.content + rest
         sealed = chunk_seal([content], session_id=self.session_id, sequence=sequence, key_id=key_id)
         self.spool.put(key, sealed)
         digest = hashlib.sha256(content).hexdigest()
-        return Segment(sequence, len(content), digest, key, key_id)
+        replaced = tuple(found.key for found in before.parts)
+        return Segment(sequence, len(content), digest, key, key_id, replaced)

@@ -206,13 +206,13 @@ def _tail_reseal(*, session: Session, key_id: str) -> bool:
         resealed = stream.reseal(offset=offset, part=part, key_id=key_id)
         if resealed is None:
             return False
-        if resealed == part:
+        if resealed.part == part:
             return True
-        return bool(
-            Session.objects.filter(pk=session.pk, stream_offset=offset, stream_part=part).update(
-                stream_part=resealed
-            )
-        )
+        recorded = Session.objects.filter(pk=session.pk, stream_offset=offset, stream_part=part)
+        if not recorded.update(stream_part=resealed.part):
+            return False
+        stream.discard(keys=resealed.replaced)
+        return True
 
 
 @contextmanager

@@ -134,7 +134,6 @@ def test_no_spooled_or_stored_file_holds_a_64_byte_run_of_the_input(
     assert runs_of(data) == []
 
 
-@pytest.mark.filesystem_only("object streams keep part objects until orphan cleanup (issue 17)")
 def test_a_partly_filled_stream_tail_holds_no_run_of_its_bytes(api_client, recording, keys):
     data = typed_text(CHUNK_SIZE + 3 * APPEND_SIZE)
 
@@ -432,7 +431,6 @@ def test_verify_reports_a_chunk_under_a_key_no_longer_configured_without_marking
     assert not AuditEntry.objects.filter(action=AuditAction.CHUNK_DAMAGED).exists()
 
 
-@pytest.mark.filesystem_only("object streams seal a segment under the key of its end (issue 17)")
 def test_a_stream_segment_begun_without_keys_stays_plain_and_the_next_is_sealed(
     api_client, recording, settings
 ):

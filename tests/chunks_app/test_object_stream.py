@@ -131,3 +131,19 @@ def test_an_append_whose_part_was_lost_is_refused_with_a_storage_error_not_wrong
     recording.refresh_from_db()
     assert recording.stream_offset == 200
     assert not Chunk.objects.filter(session=recording).exists()
+
+
+def test_the_parts_a_segment_was_put_together_from_go_once_it_is_recorded(
+    api_client, recording, object_spool
+):
+    pieces = [b"a" * 100, b"b" * (CHUNK_SIZE - 100) + b"c" * 10, b"d" * 5]
+    for piece in pieces:
+        post_stream(api_client, recording, piece)
+
+    keys = list(object_spool.keys(f"{recording.id}/"))
+    assert not [key for key in keys if f"/stream-{0:012d}/" in key]
+    assert len([key for key in keys if f"/stream-{1:012d}/" in key]) == 2
+    stop(api_client, recording)
+    wait_until_settled(recording)
+    assert list(object_spool.keys(f"{recording.id}/")) == []
+    assert recording_of(api_client, recording) == b"".join(pieces)

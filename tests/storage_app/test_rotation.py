@@ -143,7 +143,6 @@ def finish(api_client, sessions) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.filesystem_only("object streams keep part objects until orphan cleanup (issue 17)")
 def test_plaintext_is_encrypted_under_a_key_and_reads_byte_for_byte(api_client, user, settings):
     settings.LUCID_ORPHAN_GRACE_MINUTES = 0
     sent = recordings(api_client, user)
@@ -187,7 +186,6 @@ def test_after_a_rotation_from_a_to_b_key_a_can_go(api_client, user, settings):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.filesystem_only("object streams seal a segment under the key of its end (issue 17)")
 def test_the_open_stream_tail_is_resealed_and_the_stream_goes_on(api_client, recording, settings):
     use_keys(settings, "A", "B", active="A")
     api_client.post(f"/api/v1/sessions/{recording.id}/pipeline/pause")
