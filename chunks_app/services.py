@@ -240,7 +240,7 @@ def chunk_ingest(
         except BaseException:
             spool.delete(chunk.spool_key)
             raise
-    chunk_offsets_settle(session_id=session.pk)
+    atomic_retried(lambda: chunk_offsets_settle(session_id=session.pk))
     return chunk, True
 
 
@@ -270,7 +270,9 @@ def chunk_offsets_settle(*, session_id: uuid.UUID) -> None:
 
     Uploads that arrive out of order, or commit in another order than they began, leave chunks
     unplaced; each upload settles what it can once it committed, and stop places the rest.
-    Every offset is the sum of the sizes before it, so concurrent settlements agree.
+    Every offset is the sum of the sizes before it, so concurrent settlements agree. Runs in a
+    transaction: on MongoDB a write outside one waits, unbounded, behind every transaction that
+    holds one of the chunks, where a transaction's conflict is retried here.
     """
     unplaced = Chunk.objects.filter(session_id=session_id, offset__isnull=True)
     first = unplaced.order_by("sequence").values_list("sequence", flat=True).first()
