@@ -31,12 +31,12 @@ import random
 import signal
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
 from core.sizes import MIB
-from tests.e2e.topology_databases import TopologyDatabase, configured_database, with_path
+from tests.e2e.topology_backing import topology_backing, topology_skip_reason
+from tests.e2e.topology_databases import TopologyDatabase
 from tests.support.client import (
     API,
     ServiceClient,
@@ -73,22 +73,8 @@ LOG_TAIL_LINES = 400
 DATABASE_NAME = f"lucid_topology_{os.getpid()}"
 
 
-def _broker_server() -> str:
-    return os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL", "")
-
-
-def _skip_reason() -> str:
-    if configured_database(DATABASE_NAME) is None:
-        return "needs MONGO_URL, or DATABASE_URL on PostgreSQL (the 2nd and 3rd runs of .ci/run)"
-    broker = _broker_server()
-    if not broker:
-        return "needs CELERY_BROKER_URL or REDIS_URL (the 2nd and 3rd runs of .ci/run)"
-    if urlsplit(broker).scheme not in ("redis", "rediss"):
-        return "needs a Redis broker: the topology gets Redis databases of its own"
-    return ""
-
-
-pytestmark = pytest.mark.skipif(bool(_skip_reason()), reason=_skip_reason() or "runs")
+SKIP_REASON = topology_skip_reason(DATABASE_NAME)
+pytestmark = pytest.mark.skipif(bool(SKIP_REASON), reason=SKIP_REASON or "runs")
 
 
 # --- the topology -------------------------------------------------------------------------------
@@ -144,28 +130,16 @@ class Topology:
 
 @pytest.fixture
 def topology(tmp_path):
-    import redis
-
-    database = configured_database(DATABASE_NAME)
-    database.create()
-    broker = _broker_server()
-    broker_url = with_path(broker, f"/{BROKER_DB}")
-    cache_url = with_path(os.environ.get("REDIS_URL") or broker, f"/{CACHE_DB}")
-    for url in (broker_url, cache_url):
-        redis.Redis.from_url(url).flushdb()
-
-    lucid = Topology(tmp_path, database, broker_url, cache_url)
-    try:
-        yield lucid
-    finally:
+    with topology_backing(DATABASE_NAME, broker_db=BROKER_DB, cache_db=CACHE_DB) as backing:
+        lucid = Topology(tmp_path, backing.database, backing.broker_url, backing.cache_url)
         try:
-            for group in lucid.groups:
-                group.kill()
+            yield lucid
         finally:
-            print(lucid.logs())
-            database.drop()
-            for url in (broker_url, cache_url):
-                redis.Redis.from_url(url).flushdb()
+            try:
+                for group in lucid.groups:
+                    group.kill()
+            finally:
+                print(lucid.logs())
 
 
 # --- HTTP ---------------------------------------------------------------------------------------

@@ -40,8 +40,8 @@ from pathlib import Path
 import pytest
 
 from core.sizes import MIB
-from tests.e2e.test_topology import _broker_server, _skip_reason
-from tests.e2e.topology_databases import TopologyDatabase, configured_database, with_path
+from tests.e2e.topology_backing import topology_backing, topology_skip_reason
+from tests.e2e.topology_databases import TopologyDatabase
 from tests.support.client import API, ServiceClient, content_digest, login, session_start
 from tests.support.ports import HOST, free_ports, healthy, wait_until_answering
 from tests.support.processes import BIN, ProcessGroup, manage
@@ -69,7 +69,8 @@ DATABASE_NAME = f"lucid_topology_s3_{os.getpid()}"
 WATCHDOG_TASK = "lucid: pipeline watchdog"
 
 
-pytestmark = pytest.mark.skipif(bool(_skip_reason()), reason=_skip_reason() or "runs")
+SKIP_REASON = topology_skip_reason(DATABASE_NAME)
+pytestmark = pytest.mark.skipif(bool(SKIP_REASON), reason=SKIP_REASON or "runs")
 
 
 # --- the topology -------------------------------------------------------------------------------
@@ -181,32 +182,25 @@ class Topology:
 
 @pytest.fixture
 def topology(tmp_path):
-    import redis
-
-    database = configured_database(DATABASE_NAME)
-    database.create()
-    broker = _broker_server()
-    broker_url = with_path(broker, f"/{BROKER_DB}")
-    cache_url = with_path(os.environ.get("REDIS_URL") or broker, f"/{CACHE_DB}")
-    for url in (broker_url, cache_url):
-        redis.Redis.from_url(url).flushdb()
-    try:
-        with weed_mini(tmp_path / "seaweedfs") as s3:
-            lucid = Topology(
-                tmp_path / "roles", database, s3, broker_url=broker_url, cache_url=cache_url
-            )
+    with (
+        topology_backing(DATABASE_NAME, broker_db=BROKER_DB, cache_db=CACHE_DB) as backing,
+        weed_mini(tmp_path / "seaweedfs") as s3,
+    ):
+        lucid = Topology(
+            tmp_path / "roles",
+            backing.database,
+            s3,
+            broker_url=backing.broker_url,
+            cache_url=backing.cache_url,
+        )
+        try:
+            yield lucid
+        finally:
             try:
-                yield lucid
+                for group in lucid.groups:
+                    group.kill()
             finally:
-                try:
-                    for group in lucid.groups:
-                        group.kill()
-                finally:
-                    print(lucid.logs())
-    finally:
-        database.drop()
-        for url in (broker_url, cache_url):
-            redis.Redis.from_url(url).flushdb()
+                print(lucid.logs())
 
 
 # --- HTTP, without assertions: a lost connection is an outcome here -----------------------------
