@@ -225,6 +225,7 @@ def chunk_ingest(
         spool.put(
             chunk.spool_key,
             chunk_seal(received, session_id=session.pk, sequence=sequence, key_id=key_id),
+            if_absent=True,
         )
         chunk.size = received.size
         chunk.sha256 = hasher.hexdigest()

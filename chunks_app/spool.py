@@ -584,7 +584,7 @@ class ObjectSessionStream(SessionStream):
         if key_id:
             context = self._part_context(sequence, start=start)
             pieces = (header(key_id), *seal_records(pieces, key_id=key_id, context=context))
-        self.spool.put(key, pieces)
+        self.spool.put(key, pieces, if_absent=True)
 
     def _segment_put(
         self, sequence: int, before: _Chained, rest: bytes | bytearray, *, token: str
@@ -596,7 +596,7 @@ class ObjectSessionStream(SessionStream):
         key = f"{self.session_id}/stream-{sequence:012d}-{token}.{suffix}"
         content = before.content + rest
         sealed = chunk_seal([content], session_id=self.session_id, sequence=sequence, key_id=key_id)
-        self.spool.put(key, sealed)
+        self.spool.put(key, sealed, if_absent=True)
         digest = hashlib.sha256(content).hexdigest()
         replaced = tuple(found.key for found in before.parts)
         return Segment(sequence, len(content), digest, key, key_id, replaced)

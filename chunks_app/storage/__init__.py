@@ -20,6 +20,7 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from chunks_app.storage.base import (
+    ChunkExistsError,
     ChunkNotFoundError,
     ChunkStore,
     ChunkStoreError,
@@ -31,6 +32,7 @@ from chunks_app.storage.base import (
 
 __all__ = [
     "DEFAULT_BACKEND",
+    "ChunkExistsError",
     "ChunkNotFoundError",
     "ChunkStore",
     "ChunkStoreError",

@@ -28,6 +28,10 @@ class ChunkNotFoundError(ChunkStoreError):
     pass
 
 
+class ChunkExistsError(ChunkStoreError):
+    """A write that must not replace anything found the key taken."""
+
+
 class ChunkStoreFull(ChunkStoreError, StorageFull):
     """The store has no space or quota left: every backend raises this for a full store."""
 
@@ -79,8 +83,13 @@ class ChunkStore(ABC):
     usage_from_database = False
 
     @abstractmethod
-    def put(self, key: str, content: Iterable[bytes]) -> int:
-        """Store `content` under `key` atomically and durably; return the bytes written."""
+    def put(self, key: str, content: Iterable[bytes], *, if_absent: bool = False) -> int:
+        """Store `content` under `key` atomically and durably; return the bytes written.
+
+        With `if_absent`, a key that already holds bytes keeps them and `ChunkExistsError` is
+        raised: the spool's writes use it, so no race or replayed request replaces bytes that
+        were acknowledged.
+        """
 
     def put_from(self, key: str, *, source: ChunkStore, source_key: str) -> int:
         """Store what `source` holds under `source_key` under `key`, as `put` would.

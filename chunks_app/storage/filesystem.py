@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import BinaryIO, cast
 
 from chunks_app.storage.base import (
+    ChunkExistsError,
     ChunkNotFoundError,
     ChunkStore,
     ChunkStoreError,
@@ -76,7 +77,7 @@ class FileSystemChunkStore(ChunkStore):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} root={str(self.root)!r}>"
 
-    def put(self, key: str, content: Iterable[bytes]) -> int:
+    def put(self, key: str, content: Iterable[bytes], *, if_absent: bool = False) -> int:
         path = self._path(key)
         if isinstance(content, bytes | bytearray | memoryview):
             content = [content]
@@ -98,7 +99,7 @@ class FileSystemChunkStore(ChunkStore):
             with suppress(OSError):
                 os.unlink(temporary)
             raise
-        self._rename_into_place(temporary, path, new_directories)
+        self._rename_into_place(temporary, path, new_directories, if_absent=if_absent)
         return written
 
     def put_from(self, key: str, *, source: ChunkStore, source_key: str) -> int:
@@ -128,15 +129,25 @@ class FileSystemChunkStore(ChunkStore):
         return path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
 
     def _rename_into_place(
-        self, temporary: Path, path: Path, new_directories: list[Path], *, touch: bool = False
+        self,
+        temporary: Path,
+        path: Path,
+        new_directories: list[Path],
+        *,
+        touch: bool = False,
+        if_absent: bool = False,
     ) -> None:
-        """Rename the complete `temporary` to `path` and flush every directory that changed."""
+        """Rename the complete `temporary` to `path` and flush every directory that changed;
+        with `if_absent`, link it there instead, which fails if `path` exists."""
         try:
             if touch:
                 with self._os_errors("touch", temporary):
                     os.utime(temporary)
-            with self._os_errors("rename into place", path):
-                os.replace(temporary, path)
+            if not if_absent:
+                with self._os_errors("rename into place", path):
+                    os.replace(temporary, path)
+            else:
+                self._move_if_absent(temporary, path)
         except BaseException:
             with suppress(OSError):
                 os.unlink(temporary)
@@ -144,6 +155,28 @@ class FileSystemChunkStore(ChunkStore):
         changed_directories = dict.fromkeys([path.parent, *(d.parent for d in new_directories)])
         for directory in changed_directories:
             self._fsync_directory(directory)
+
+    def _move_if_absent(self, temporary: Path, path: Path) -> None:
+        """Link `temporary` to `path`, which fails if `path` exists, then drop `temporary`; a
+        filesystem without links gets a check before a rename (not atomic, but no writer of
+        ours reuses a spool key)."""
+        taken = ChunkExistsError(
+            f"{path} already exists: it was kept and the new bytes were not stored."
+        )
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            raise taken from None
+        except OSError as exc:
+            if exc.errno not in _NO_LINK:
+                raise self._error(exc, "link into place", path) from exc
+            if path.exists():
+                raise taken from None
+            with self._os_errors("rename into place", path):
+                os.replace(temporary, path)
+            return
+        with self._os_errors("remove", temporary):
+            os.unlink(temporary)
 
     def open(self, key: str) -> BinaryIO:
         path = self._path(key)

@@ -3,6 +3,7 @@ per key under `prefix` in `bucket`.
 
 An object PUT is atomic (a key names nothing, the old bytes or the new ones, never a part) and
 durable once answered; it carries the body's SHA-256, so bytes changed on the way are refused.
+The spool's writes are put-if-absent (`If-None-Match: *`): a key once written is never replaced.
 Content of `part_size` or more goes up as a multipart upload, aborted if
 the content fails; uploads that were never completed nor aborted (a killed process) are the
 store's leftovers. botocore's errors come out as `ChunkStoreError` saying what to check.
@@ -35,6 +36,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from chunks_app.storage.base import (
+    ChunkExistsError,
     ChunkNotFoundError,
     ChunkStore,
     ChunkStoreError,
@@ -62,6 +64,8 @@ READ_BUFFER = 64 * 1024
 MULTIPART = ".multipart/"
 HEALTH = ".health/"
 _NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchUpload"})
+# A conditional write that found the key taken, or raced another write of it.
+_TAKEN = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 _FULL = frozenset({"QuotaExceeded", "XMinioStorageFull", "XMinioAdminBucketQuotaExceeded"})
 _FORBIDDEN = frozenset(
     {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
@@ -134,8 +138,11 @@ class S3ChunkStore(ChunkStore):
                     self._client = _session().client("s3", config=config, **self._client_options)
         return self._client
 
-    def put(self, key: str, content: Iterable[bytes]) -> int:
+    def put(self, key: str, content: Iterable[bytes], *, if_absent: bool = False) -> int:
+        """With `if_absent`, the PUT (or the completion of a multipart upload) is conditional
+        on `If-None-Match: *`, which the service checks atomically."""
         object_key = self._object_key(key)
+        condition = {"IfNoneMatch": "*"} if if_absent else {}
         if isinstance(content, bytes | bytearray | memoryview):
             content = [content]
         buffer = bytearray()
@@ -143,15 +150,25 @@ class S3ChunkStore(ChunkStore):
         for piece in pieces:
             buffer += piece
             if len(buffer) >= self.part_size:
-                return self._put_in_parts(key, object_key, buffer, pieces)
-        with self._errors("write", key):
+                return self._put_in_parts(key, object_key, buffer, pieces, condition=condition)
+        with self._errors("write", key, if_absent=bool(condition)):
             self.client.put_object(
-                Bucket=self.bucket, Key=object_key, Body=bytes(buffer), ChecksumAlgorithm=CHECKSUM
+                Bucket=self.bucket,
+                Key=object_key,
+                Body=bytes(buffer),
+                ChecksumAlgorithm=CHECKSUM,
+                **condition,
             )
         return len(buffer)
 
     def _put_in_parts(
-        self, key: str, object_key: str, buffer: bytearray, pieces: Iterator[bytes]
+        self,
+        key: str,
+        object_key: str,
+        buffer: bytearray,
+        pieces: Iterator[bytes],
+        *,
+        condition: dict[str, str],
     ) -> int:
         """A multipart upload of `buffer` and the rest of `pieces`, aborted if anything fails."""
         with self._errors("start an upload of", key):
@@ -193,12 +210,13 @@ class S3ChunkStore(ChunkStore):
             if buffer:
                 send(bytes(buffer))
                 written += len(buffer)
-            with self._errors("complete the upload of", key):
+            with self._errors("complete the upload of", key, if_absent=bool(condition)):
                 self.client.complete_multipart_upload(
                     Bucket=self.bucket,
                     Key=object_key,
                     UploadId=upload_id,
                     MultipartUpload={"Parts": parts},
+                    **condition,
                 )
         except BaseException:
             with suppress(ClientError, BotoCoreError):
@@ -373,12 +391,15 @@ class S3ChunkStore(ChunkStore):
         return self.prefix + key
 
     @contextmanager
-    def _errors(self, action: str, key: str, *, missing: str | None = None) -> Iterator[None]:
-        """botocore's errors as ours; a missing object (or `missing`) as `ChunkNotFoundError`."""
+    def _errors(
+        self, action: str, key: str, *, missing: str | None = None, if_absent: bool = False
+    ) -> Iterator[None]:
+        """botocore's errors as ours; a missing object (or `missing`) as `ChunkNotFoundError`,
+        a failed `if_absent` condition as `ChunkExistsError`."""
         try:
             yield
         except ClientError as exc:
-            raise self._error(exc, action, key, missing=missing) from exc
+            raise self._error(exc, action, key, missing=missing, if_absent=if_absent) from exc
         except NoCredentialsError as exc:
             raise ChunkStoreError(
                 f"Could not {action} {key} in {self.location}: {exc}. Set AWS_ACCESS_KEY_ID and "
@@ -391,7 +412,7 @@ class S3ChunkStore(ChunkStore):
             ) from exc
 
     def _error(
-        self, exc: ClientError, action: str, key: str, *, missing: str | None
+        self, exc: ClientError, action: str, key: str, *, missing: str | None, if_absent: bool
     ) -> ChunkStoreError:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
@@ -399,6 +420,11 @@ class S3ChunkStore(ChunkStore):
         if code in _NOT_FOUND:
             return ChunkNotFoundError(
                 f"Nothing is stored under {missing or repr(key)} in {self.location}."
+            )
+        if if_absent and code in _TAKEN:
+            return ChunkExistsError(
+                f"{key!r} already exists in {self.location}: it was kept and the new bytes "
+                "were not stored."
             )
         message = f"Could not {action} {key} in {self.location}: {code} {error.get('Message', '')}"
         if code in _FULL or status == _INSUFFICIENT_STORAGE:

@@ -6,6 +6,7 @@ import os
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 
 from chunks_app.storage.base import (
+    ChunkExistsError,
     ChunkNotFoundError,
     ChunkStoreError,
     ChunkStoreFull,
@@ -70,6 +72,40 @@ def test_put_replaces_existing_content(store, stored):
     store.put(KEY, [b"new"])
 
     assert stored.read(KEY) == b"new"
+
+
+def test_put_if_absent_stores_under_a_free_key(store, stored):
+    assert store.put(KEY, [b"first"], if_absent=True) == 5
+
+    assert stored.read(KEY) == b"first"
+
+
+def test_put_if_absent_keeps_what_the_key_holds_and_says_so(store, stored):
+    store.put(KEY, [b"acknowledged"])
+
+    with pytest.raises(ChunkExistsError, match="already exists"):
+        store.put(KEY, [b"replayed"], if_absent=True)
+
+    assert stored.names() == [KEY]
+    assert stored.read(KEY) == b"acknowledged"
+
+
+def test_racing_puts_if_absent_store_exactly_one_of_them(store, stored):
+    contents = [bytes([n]) * 1000 for n in range(8)]
+
+    def put(content):
+        try:
+            store.put(KEY, [content], if_absent=True)
+        except ChunkExistsError:
+            return None
+        return content
+
+    with ThreadPoolExecutor(max_workers=len(contents)) as pool:
+        won = [content for content in pool.map(put, contents) if content is not None]
+
+    assert len(won) == 1
+    assert stored.names() == [KEY]
+    assert stored.read(KEY) == won[0]
 
 
 def test_open_returns_the_stored_bytes(store):
@@ -289,6 +325,23 @@ def test_put_flushes_the_file_and_every_changed_directory_to_disk(store, root, m
 
 
 @filesystem_only
+def test_put_if_absent_on_a_filesystem_without_hard_links_still_keeps_what_is_there(
+    store, stored, monkeypatch
+):
+    def no_links(source, target):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    store.put(KEY, [b"first"], if_absent=True)
+
+    with pytest.raises(ChunkExistsError):
+        store.put(KEY, [b"second"], if_absent=True)
+
+    assert stored.names() == [KEY]
+    assert stored.read(KEY) == b"first"
+
+
+@filesystem_only
 def test_put_from_links_the_source_file_on_the_same_filesystem(store, root, tmp_path):
     spool = FileSystemChunkStore(root=tmp_path / "spool")
     spool.put("spooled/chunk.raw", [b"raw bytes"])
@@ -390,6 +443,17 @@ def test_an_interrupted_upload_in_parts_keeps_the_previous_content_and_is_aborte
 
     assert stored.names() == [KEY]
     assert stored.read(KEY) == b"previous"
+
+
+@s3_only
+def test_an_upload_in_parts_if_absent_keeps_what_the_key_holds_and_is_aborted(store, stored):
+    store.put(KEY, [b"acknowledged"])
+
+    with pytest.raises(ChunkExistsError):
+        store.put(KEY, [os.urandom(MIN_PART_SIZE + 1)], if_absent=True)
+
+    assert stored.names() == [KEY]
+    assert stored.read(KEY) == b"acknowledged"
 
 
 @s3_only

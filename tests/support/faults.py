@@ -251,9 +251,9 @@ class FaultyStore(ChunkStore):
         super().__init__(**options)
         self.faults = faults
 
-    def put(self, key: str, content: Iterable[bytes]) -> int:
+    def put(self, key: str, content: Iterable[bytes], *, if_absent: bool = False) -> int:
         self.faults.apply("put", key)
-        return super().put(key, content)
+        return super().put(key, content, if_absent=if_absent)
 
     def put_from(self, key: str, *, source: ChunkStore, source_key: str) -> int:
         self.faults.apply("put_from", key)
