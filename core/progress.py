@@ -8,6 +8,10 @@ from typing import TextIO
 from django.core.management.base import OutputWrapper
 
 
+def _plain(text: str) -> str:
+    return text
+
+
 class Progress:
     """Steps done of a known total: a redrawn bar on a TTY, a line every few seconds elsewhere."""
 
@@ -49,7 +53,8 @@ class Progress:
 
     def _write(self, text: str) -> None:
         if isinstance(self.stream, OutputWrapper):
-            self.stream.write(text, ending="")
+            # A command's stderr colours what it writes as an error; a bar is no error.
+            self.stream.write(text, style_func=_plain, ending="")
         else:
             self.stream.write(text)
         self.stream.flush()

@@ -2,6 +2,8 @@
 
 import io
 
+from django.core.management.base import BaseCommand
+
 from core.progress import Progress
 
 
@@ -30,3 +32,16 @@ def test_a_log_gets_count_lines_at_most_every_few_seconds_and_the_last():
         progress.advance()
 
     assert log.getvalue().splitlines() == ["backup: 1/1000", "backup: 1000/1000"]
+
+
+def test_a_bar_on_a_commands_coloured_stderr_is_not_styled_as_an_error():
+    terminal = Terminal()
+    command = BaseCommand(stderr=terminal, force_color=True)
+    progress = Progress("verify", 2, stream=command.stderr)
+
+    progress.advance(2)
+    progress.finish()
+    command.stderr.write("failed")
+
+    bar = "\rverify [" + "#" * 30 + "] 2/2\n"
+    assert terminal.getvalue() == bar + command.style.ERROR("failed\n")
