@@ -175,7 +175,7 @@ def _stream_tail(stream: SessionStream, *, sequence: int, size: int, part: str) 
         raise BackupError(
             f"The acknowledged stream bytes of session {stream.session_id} past its last chunk "
             f"are missing from the spool; run `manage.py verify --session {stream.session_id}`, "
-            "or leave the session out with --sessions."
+            "or back up the other sessions with --session."
         )
     key_id = stream.segment_key_id(sequence=sequence, part=part)
     content = chunk_seal([tail], session_id=stream.session_id, sequence=sequence, key_id=key_id)

@@ -325,10 +325,17 @@ def test_an_incremental_backup_holds_only_new_chunks_and_restores_after_its_base
     assert system_statistics(api_client) == system_before
 
 
-def test_sessions_option_selects_only_those_sessions(user, tmp_path):
+@pytest.mark.parametrize(
+    "spelling",
+    [["--session", "{first}", "--session", "{third}"], ["--sessions", "{first}", "{third}"]],
+    ids=["repeated", "older-spelling"],
+)
+def test_session_option_selects_only_those_sessions(user, tmp_path, spelling):
     first, second, third = (SessionFactory(owner=user, status="stopped") for _ in range(3))
 
-    backup(tmp_path / "some.tar.zst", "--sessions", str(first.id), str(third.id))
+    backup(
+        tmp_path / "some.tar.zst", *(arg.format(first=first.id, third=third.id) for arg in spelling)
+    )
 
     sessions = {entry["id"] for entry in manifest_of(tmp_path / "some.tar.zst")["sessions"]}
     assert sessions == {str(first.id), str(third.id)}

@@ -94,16 +94,26 @@ def test_a_damaged_spooled_chunk_is_caught(api_client, user):
         _verify()
 
 
-def test_session_option_limits_the_check(stopped_session, api_client, user):
+@pytest.mark.parametrize("spelling", ["--session", "--sessions"])
+def test_session_option_limits_the_check(stopped_session, api_client, user, spelling):
     other = SessionFactory(owner=user, status="recording", chunk_size=64 * KIB)
     put_chunk(api_client, other, 0, random_bytes(100))
     wait_until_settled(other)
     damaged = Chunk.objects.get(session=other)
     overwrite(get_chunk_store(), damaged.storage_key, b"broken")
 
-    output = _verify("--session", str(stopped_session.id))
+    output = _verify(spelling, str(stopped_session.id))
 
     assert "verify: 1 sessions, 2 chunks" in output
+
+
+def test_session_option_repeated_checks_each_session(stopped_session, user):
+    empty = SessionFactory(owner=user, status="stopped")
+    SessionFactory(owner=user, status="stopped")
+
+    output = _verify("--session", str(stopped_session.id), "--session", str(empty.id))
+
+    assert "verify: 2 sessions, 2 chunks" in output
 
 
 def test_unknown_session_fails_with_its_id(db):

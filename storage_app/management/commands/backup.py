@@ -1,6 +1,5 @@
 """Write sessions, their chunks as stored and a manifest of every hash into one archive."""
 
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from core.errors import ApplicationError
 from core.progress import Progress
 from core.sizes import MIB
 from storage_app.backup.create import backup_create
+from storage_app.management.options import session_option_add
 
 EXIT_DAMAGED = 3
 
@@ -29,9 +29,7 @@ class Command(BaseCommand):
     help = "Back up sessions (all by default) into one zstd-compressed tar archive."
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--sessions", nargs="+", type=uuid.UUID, metavar="ID", help="Only these sessions."
-        )
+        session_option_add(parser, help="Only this session")
         parser.add_argument(
             "--since",
             type=aware_datetime,

@@ -10,6 +10,7 @@ from core.errors import ApplicationError
 from core.progress import Progress
 from core.sizes import MIB
 from sessions_app.models import Session
+from storage_app.management.options import session_option_add
 from storage_app.verify import chunks_verify
 
 
@@ -20,16 +21,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--session",
-            dest="sessions",
-            action="append",
-            type=uuid.UUID,
-            default=[],
-            help="Only this session (repeatable).",
-        )
+        session_option_add(parser, help="Only this session")
 
-    def handle(self, *args, sessions: list[uuid.UUID], **options):
+    def handle(self, *args, sessions: list[uuid.UUID] | None, **options):
         selected = Session.objects.filter(pk__in=sessions) if sessions else Session.objects.all()
         total = selected.aggregate(n=Sum("chunk_count", default=0))["n"]
         progress = Progress("verify", total, stream=self.stderr)
