@@ -71,8 +71,10 @@ def local_secret_key(path: Path) -> str:
 DEBUG = env_bool("DJANGO_DEBUG", False)
 # The key this project once published for development: anyone could sign tokens with it.
 PUBLISHED_DEVELOPMENT_KEY = "lucid-insecure-development-key-change-me-in-production"
-# Without DJANGO_SECRET_KEY (the embedded default), a key of this machine's own under var/.
-SECRET_KEY = env_str("DJANGO_SECRET_KEY") or local_secret_key(BASE_DIR / "var" / "secret_key")
+# Without DJANGO_SECRET_KEY(_FILE) (the embedded default), a key of this machine's own under var/.
+SECRET_KEY = env_str_or_file("DJANGO_SECRET_KEY") or local_secret_key(
+    BASE_DIR / "var" / "secret_key"
+)
 if SECRET_KEY == PUBLISHED_DEVELOPMENT_KEY:
     raise ImproperlyConfigured(
         "DJANGO_SECRET_KEY is the published development key: set a long random value, e.g. "
@@ -230,6 +232,10 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # DATABASE_PASSWORD(_FILE) replaces the URL's password: any characters, no escaping, and the
+    # URL carries no secret.
+    if _database_password := env_str_or_file("DATABASE_PASSWORD"):
+        DATABASES["default"]["PASSWORD"] = _database_password
     # One test database per test run, so that runs side by side don't drop each other's.
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 else:
@@ -351,6 +357,10 @@ REST_FRAMEWORK = {
     # proxy from us saw is the client's: throttles and audit entries use it.
     "NUM_PROXIES": env_int("LUCID_NUM_PROXIES", 0),
 }
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto on every request (deploy/tls/): the
+# request is HTTPS when it says so. Off by default: a client could write the header itself.
+if env_bool("LUCID_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Lucid session storage API",

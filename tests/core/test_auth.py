@@ -138,6 +138,20 @@ def test_ensure_superuser_creates_it_once(monkeypatch, django_user_model):
     assert admin.is_superuser and admin.check_password("s3cret-pass")
 
 
+def test_ensure_superuser_reads_the_password_from_the_file_named(
+    monkeypatch, django_user_model, tmp_path
+):
+    password_file = tmp_path / "django_superuser_password"
+    password_file.write_text("p@ss/w:rd\n")
+    monkeypatch.setenv("DJANGO_SUPERUSER_USERNAME", "admin")
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "")
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD_FILE", str(password_file))
+
+    call_command("ensure_superuser")
+
+    assert django_user_model.objects.get(username="admin").check_password("p@ss/w:rd")
+
+
 def test_ensure_superuser_without_password_fails(monkeypatch):
     monkeypatch.setenv("DJANGO_SUPERUSER_USERNAME", "admin")
     monkeypatch.delenv("DJANGO_SUPERUSER_PASSWORD", raising=False)

@@ -5,6 +5,7 @@ import urllib.request
 import uuid
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.urls import Resolver404, resolve
 
 from lucid.management.commands.serve import ROLES, role_port
@@ -37,6 +38,18 @@ API_ONLY_ROUTES = [
     f"{SESSION}/recording",
     f"{SESSION}/manifest",
 ]
+
+
+def test_a_role_takes_its_secret_key_from_a_file(monkeypatch, tmp_path):
+    key_file = tmp_path / "django_secret_key"
+    key_file.write_text("k" * 50)
+    monkeypatch.delenv("DJANGO_SECRET_KEY", raising=False)
+    monkeypatch.setenv("DJANGO_SECRET_KEY_FILE", str(key_file))
+
+    with pytest.raises(CommandError) as refused:
+        call_command("serve", "processor")
+
+    assert "CELERY_BROKER_URL" in str(refused.value), "the role refused its key file"
 
 
 def test_the_celery_roles_are_the_workers_and_beat():

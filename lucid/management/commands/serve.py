@@ -49,10 +49,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, role: str, **options):
         spec = ROLES[role]
-        if not os.environ.get("DJANGO_SECRET_KEY"):
+        if not (os.environ.get("DJANGO_SECRET_KEY") or os.environ.get("DJANGO_SECRET_KEY_FILE")):
             raise CommandError(
-                f"The {role} role signs and checks tokens with DJANGO_SECRET_KEY: set it to the "
-                "same long random value for every role, e.g. "
+                f"The {role} role signs and checks tokens with DJANGO_SECRET_KEY: set it (or "
+                "DJANGO_SECRET_KEY_FILE, a file holding it) to the same long random value for "
+                "every role, e.g. "
                 "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
             )
         if spec.needs_broker and settings.CELERY_TASK_ALWAYS_EAGER:
