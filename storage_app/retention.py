@@ -18,11 +18,12 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from chunks_app.models import Chunk
-from chunks_app.selectors import storage_usage_changed, storage_used_counted
+from chunks_app.selectors import storage_usage, storage_usage_changed, storage_used_counted
 from chunks_app.services import session_stop
 from chunks_app.storage import get_chunk_store
 from core.audit import audit_record
 from core.choices import AuditAction
+from core.counters import counters_add
 from core.db import atomic_retried, lock_rows
 from core.errors import InvalidTransition
 from core.progress import ProgressFactory
@@ -40,6 +41,8 @@ from storage_app.cleanup import (
 
 logger = logging.getLogger(__name__)
 
+# Sessions retention removed, by policy: `lucid_retention_removed_sessions_total{policy}`.
+REMOVED_COUNTER = "retention.removed_sessions"
 STOPPED_STATUSES = (SessionStatus.STOPPED, SessionStatus.FAILED)
 RECORDING_STATUSES = (SessionStatus.RECORDING, SessionStatus.PAUSED)
 SESSION_FIELDS = (
@@ -183,13 +186,18 @@ def _by_count(
     return [_candidate(s, RetentionPolicy.COUNT, reason) for s in removable[: max(excess, 0)]]
 
 
-def _chunk_store_usage() -> DiskUsage | None:
-    """The chunk store's usage: of LUCID_STORAGE_QUOTA_BYTES if set, else of its filesystem.
+def chunk_store_usage(*, cached: bool = False) -> DiskUsage | None:
+    """The chunk store's usage the watermark is compared with: of LUCID_STORAGE_QUOTA_BYTES if
+    set, else of its filesystem.
 
-    An object store's used bytes are those the rows count; a filesystem's are walked."""
+    An object store's used bytes are those the rows count; a filesystem's are walked, or with
+    `cached` taken from the last walk (`storage_usage`)."""
     store = get_chunk_store()
     if settings.LUCID_STORAGE_QUOTA_BYTES > 0:
-        used = storage_used_counted() if store.usage_from_database else store.used_bytes()
+        if cached:
+            used = storage_usage().used_bytes
+        else:
+            used = storage_used_counted() if store.usage_from_database else store.used_bytes()
         return DiskUsage(used_bytes=used, total_bytes=settings.LUCID_STORAGE_QUOTA_BYTES)
     location = Path(store.location)
     while not location.exists() and location.parent != location:
@@ -257,7 +265,7 @@ def retention_plan(*, now: datetime) -> RetentionPlan:
     )
     removals = _by_age(sessions=sessions, now=now)
     removals += _by_count(sessions=sessions, picked=removals)
-    usage = _chunk_store_usage()
+    usage = chunk_store_usage()
     projected = None
     if usage is not None:
         by_watermark, projected = _by_watermark(sessions=sessions, picked=removals, usage=usage)
@@ -292,6 +300,7 @@ def _session_remove(*, candidate: RetentionCandidate) -> str | None:
             detail={"name": session.name, "policy": candidate.policy, "reason": candidate.reason},
         )
         session_delete(session=session)
+        counters_add({f"{REMOVED_COUNTER}.{candidate.policy}": 1})
         return None
 
     kept = atomic_retried(remove)
