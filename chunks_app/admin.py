@@ -1,19 +1,12 @@
 """Chunks in the operator console: a read-only list across sessions."""
 
 from django.contrib import admin
-from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.html import format_html
 
 from chunks_app.models import Chunk
 from core.admin import ReadOnlyAdmin, UUIDSearchMixin
-
-
-def ratio_display(compressed_size: int | None, size: int | None) -> str:
-    """Stored bytes as a share of the raw bytes, e.g. `23.4 %`; `-` before anything is stored."""
-    if compressed_size is None or not size:
-        return "-"
-    return f"{compressed_size / size:.1%}"
+from core.units import milliseconds_text, ratio_text, size_text
 
 
 @admin.register(Chunk)
@@ -28,7 +21,7 @@ class ChunkAdmin(UUIDSearchMixin, ReadOnlyAdmin):
         "ratio",
         "key_id",
         "attempts",
-        "processing_ms",
+        "processing_time",
         "created_at",
         "stored_at",
     ]
@@ -58,7 +51,7 @@ class ChunkAdmin(UUIDSearchMixin, ReadOnlyAdmin):
                 ]
             },
         ),
-        ("Times", {"fields": ["created_at", "stored_at", "processing_ms"]}),
+        ("Times", {"fields": ["created_at", "stored_at", "processing_time"]}),
     ]
     readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
 
@@ -69,15 +62,19 @@ class ChunkAdmin(UUIDSearchMixin, ReadOnlyAdmin):
 
     @admin.display(description="size", ordering="size")
     def raw_size(self, chunk: Chunk) -> str:
-        return filesizeformat(chunk.size)
+        return size_text(chunk.size)
 
     @admin.display(description="compressed size", ordering="compressed_size")
     def stored_size(self, chunk: Chunk) -> str:
-        return "-" if chunk.compressed_size is None else filesizeformat(chunk.compressed_size)
+        return size_text(chunk.compressed_size)
 
     @admin.display(description="ratio")
     def ratio(self, chunk: Chunk) -> str:
-        return ratio_display(chunk.compressed_size, chunk.size)
+        return ratio_text(chunk.size, chunk.compressed_size)
+
+    @admin.display(description="processing time", ordering="processing_ms")
+    def processing_time(self, chunk: Chunk) -> str:
+        return milliseconds_text(chunk.processing_ms)
 
     @admin.display(description="raw bytes")
     def download(self, chunk: Chunk) -> str:

@@ -16,13 +16,11 @@ from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
-from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
 from chunks_app import services as chunk_services
-from chunks_app.admin import ratio_display
 from chunks_app.models import Chunk
 from chunks_app.playlist import is_playable
 from chunks_app.selectors import session_missing_sequences
@@ -30,6 +28,7 @@ from core.admin import ServiceTransactionsMixin, UUIDSearchMixin
 from core.choices import ChunkStatus
 from core.errors import ApplicationError
 from core.models import AuditEntry
+from core.units import duration_text, ratio_text, size_text
 from pipeline_app import services as pipeline_services
 from pipeline_app.choices import PipelineState
 from pipeline_app.selectors import pipeline_status
@@ -110,15 +109,15 @@ class ChunkInline(admin.TabularInline):
 
     @admin.display(description="size")
     def raw_size(self, chunk: Chunk) -> str:
-        return filesizeformat(chunk.size)
+        return size_text(chunk.size)
 
     @admin.display(description="compressed size")
     def stored_size(self, chunk: Chunk) -> str:
-        return "-" if chunk.compressed_size is None else filesizeformat(chunk.compressed_size)
+        return size_text(chunk.compressed_size)
 
     @admin.display(description="ratio")
     def ratio(self, chunk: Chunk) -> str:
-        return ratio_display(chunk.compressed_size, chunk.size)
+        return ratio_text(chunk.size, chunk.compressed_size)
 
     @admin.display(description="sha256")
     def sha256_prefix(self, chunk: Chunk) -> str:
@@ -199,7 +198,7 @@ class SessionAdmin(ServiceTransactionsMixin, UUIDSearchMixin, admin.ModelAdmin):
             {
                 "fields": [
                     ("chunk_size_display", "compression_algorithm", "compression_level"),
-                    ("content_type", "duration_ms"),
+                    ("content_type", "duration"),
                     ("created_at", "started_at", "stopped_at"),
                     ("last_data_at", "updated_at"),
                 ],
@@ -226,15 +225,15 @@ class SessionAdmin(ServiceTransactionsMixin, UUIDSearchMixin, admin.ModelAdmin):
 
     @admin.display(description="size", ordering="size")
     def size_display(self, session: Session) -> str:
-        return filesizeformat(session.size)
+        return size_text(session.size)
 
     @admin.display(description="compressed size", ordering="compressed_size")
     def compressed_size_display(self, session: Session) -> str:
-        return filesizeformat(session.compressed_size)
+        return size_text(session.compressed_size)
 
     @admin.display(description="ratio")
     def ratio(self, session: Session) -> str:
-        return ratio_display(session.compressed_size, session.size)
+        return ratio_text(session.size, session.compressed_size)
 
     @admin.display(description="complete", boolean=True, ordering="complete")
     def complete_display(self, session: Session) -> bool | None:
@@ -259,11 +258,16 @@ class SessionAdmin(ServiceTransactionsMixin, UUIDSearchMixin, admin.ModelAdmin):
 
     @admin.display(description="chunk size")
     def chunk_size_display(self, session: Session) -> str:
-        return filesizeformat(session.chunk_size)
+        return size_text(session.chunk_size)
 
     @admin.display(description="backlog")
     def backlog_display(self, session: Session) -> str:
-        return filesizeformat(session.backlog_bytes)
+        return size_text(session.backlog_bytes)
+
+    @admin.display(description="duration")
+    def duration(self, session: Session) -> str:
+        """The recording's playing time, known once it has time marks."""
+        return duration_text(None if session.duration_ms is None else session.duration_ms / 1000)
 
     @admin.display(description="metadata")
     def metadata_json(self, session: Session) -> str:
@@ -324,7 +328,7 @@ class SessionAdmin(ServiceTransactionsMixin, UUIDSearchMixin, admin.ModelAdmin):
         """The sessions with a count of their chunks, not one line per chunk."""
         sessions = list(objs)
         lines = [
-            f"{session} with {session.chunk_count} chunks ({filesizeformat(session.size)})"
+            f"{session} with {session.chunk_count} chunks ({size_text(session.size)})"
             for session in sessions
         ]
         counts = {"sessions": len(sessions), "chunks": sum(s.chunk_count for s in sessions)}

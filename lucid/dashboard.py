@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
-from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -19,6 +18,7 @@ from django.utils.safestring import SafeString
 from chunks_app.statistics import system_statistics
 from core.choices import ChunkStatus, CompressionAlgorithm
 from core.counters import counters_read
+from core.units import ratio_text, size_text
 from sessions_app.choices import SessionStatus
 
 HOURS_SHOWN = 24
@@ -128,8 +128,8 @@ def storage_chart(figures: DashboardFigures) -> SafeString:
     used_width = CHART_WIDTH * figures.used_share
     if figures.used_bytes:
         used_width = max(used_width, 3)
-    used = filesizeformat(figures.used_bytes)
-    free = filesizeformat(figures.free_bytes)
+    used = size_text(figures.used_bytes)
+    free = size_text(figures.free_bytes)
     body = format_html(
         '<rect class="free" x="0" y="0" width="{}" height="28"><title>free: {}</title></rect>'
         '<rect class="bar" x="0" y="0" width="{}" height="28"><title>used: {}</title></rect>'
@@ -196,7 +196,7 @@ def ingest_chart(figures: DashboardFigures) -> SafeString:
                 _number(column_width - 4),
                 _number(height),
                 f"{hour:%Y-%m-%d %H:00} UTC",
-                filesizeformat(size),
+                size_text(size),
             )
         )
         if index % 3 == 0:
@@ -214,7 +214,7 @@ def ingest_chart(figures: DashboardFigures) -> SafeString:
         CHART_WIDTH,
         top + plot_height,
         top + 10,
-        filesizeformat(largest),
+        size_text(largest),
         top + plot_height,
         format_html_join(
             "",
@@ -237,8 +237,8 @@ def dashboard_charts(figures: DashboardFigures) -> dict[str, SafeString]:
         (
             codec.codec,
             codec.ratio,
-            f"{codec.ratio:.1%} ({filesizeformat(codec.stored_bytes)} "
-            f"of {filesizeformat(codec.raw_bytes)})",
+            f"{ratio_text(codec.raw_bytes, codec.stored_bytes)} ({size_text(codec.stored_bytes)} "
+            f"of {size_text(codec.raw_bytes)})",
         )
         for codec in figures.codecs
     ]

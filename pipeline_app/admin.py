@@ -3,11 +3,11 @@
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.html import format_html
 
 from core.admin import ReadOnlyAdmin, UUIDSearchMixin
+from core.units import size_text
 from pipeline_app.models import Pipeline
 from pipeline_app.services import pipeline_retry
 
@@ -81,4 +81,4 @@ class PipelineAdmin(UUIDSearchMixin, ReadOnlyAdmin):
 
     @admin.display(description="backlog", ordering="session__backlog_bytes")
     def backlog(self, pipeline: Pipeline) -> str:
-        return filesizeformat(pipeline.session.backlog_bytes)
+        return size_text(pipeline.session.backlog_bytes)

@@ -1,10 +1,10 @@
 """The chunks admin: a read-only list and page for every role that may view chunks."""
 
 import pytest
-from django.template.defaultfilters import filesizeformat
 
 from chunks_app.models import Chunk
 from core.encryption import generate_key_line
+from core.units import milliseconds_text, ratio_text, size_text
 from sessions_app.models import Session
 from tests.chunks_app.helpers import KIB, put_chunk, random_bytes, screen_like, wait_until_settled
 from tests.factories import SessionFactory
@@ -25,14 +25,20 @@ def recorded(api_client, user) -> Session:
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_the_list_shows_each_chunk_with_its_sizes(clients, role, recorded):
+def test_the_list_shows_each_chunk_with_its_sizes_ratio_and_time_in_human_units(
+    clients, role, recorded
+):
     response = clients[role].get(CHANGELIST)
 
     assert response.status_code == 200
     body = response.content.decode()
     for chunk in Chunk.objects.filter(session=recorded):
-        assert filesizeformat(chunk.size) in body
-        assert filesizeformat(chunk.compressed_size) in body
+        assert f'<td class="field-raw_size">{size_text(chunk.size)}</td>' in body
+        assert f'<td class="field-stored_size">{size_text(chunk.compressed_size)}</td>' in body
+        assert f"{ratio_text(chunk.size, chunk.compressed_size)}</td>" in body
+        assert (
+            f'<td class="field-processing_time">{milliseconds_text(chunk.processing_ms)}<' in body
+        )
     for text in ["morning shift", "Stored", "zstd", "none"]:
         assert text in body
     assert "action-checkbox" not in body

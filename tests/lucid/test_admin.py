@@ -4,7 +4,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.template.defaultfilters import filesizeformat
 from django.test import Client
 
 from chunks_app.models import Chunk
@@ -12,6 +11,7 @@ from chunks_app.selectors import storage_usage
 from core.choices import AuditAction
 from core.counters import counters_add, counters_read
 from core.models import AuditEntry
+from core.units import ratio_text, size_text
 from lucid.dashboard import dashboard_figures, rows_chart
 from tests.chunks_app.helpers import KIB, put_chunk, random_bytes, screen_like, wait_until_settled
 from tests.factories import SessionFactory, UserFactory
@@ -70,15 +70,15 @@ def test_the_dashboard_shows_storage_sessions_ingest_and_ratios(clients, history
 
     usage = storage_usage()
     compressible, random = Chunk.objects.filter(session=history).order_by("sequence")
-    assert f"used {filesizeformat(usage.used_bytes)}" in body
-    assert f"free {filesizeformat(usage.free_bytes)}" in body
+    assert f"used {size_text(usage.used_bytes)}" in body
+    assert f"free {size_text(usage.free_bytes)}" in body
     assert "Sessions by status (3)" in body
     for status, count in [("Created", 1), ("Recording", 1), ("Stopped", 1), ("Paused", 0)]:
         assert f"<title>{status}: {count}</title>" in body
-    assert f"{filesizeformat(500 * KIB)} received in the last 24 hours." in body
-    zstd_ratio = compressible.compressed_size / compressible.size
-    assert f"<title>zstd: {zstd_ratio:.1%}" in body
-    assert f"<title>none: 100.0% ({filesizeformat(random.size)} of" in body
+    assert f"{size_text(500 * KIB)} received in the last 24 hours." in body
+    zstd_ratio = ratio_text(compressible.size, compressible.compressed_size)
+    assert f"<title>zstd: {zstd_ratio} (" in body
+    assert f"<title>none: 1.0× ({size_text(random.size)} of" in body
 
 
 def test_ingest_and_raw_bytes_by_codec_are_counted_as_chunks_flow(history):

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from django.contrib.messages import get_messages
 from django.db import connection
-from django.template.defaultfilters import filesizeformat
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
@@ -16,6 +15,7 @@ from chunks_app.storage import get_chunk_store
 from core.choices import AuditAction
 from core.counters import counters_read
 from core.models import AuditEntry
+from core.units import ratio_text, size_text
 from pipeline_app.choices import PipelineState
 from pipeline_app.models import Pipeline
 from pipeline_app.services import pipeline_pause
@@ -115,9 +115,9 @@ def test_the_list_shows_each_session_with_its_totals(clients, role, recorded):
         "Recording",
         "operator",
         "rdp-07.example.test",
-        filesizeformat(recorded.size),
-        filesizeformat(recorded.compressed_size),
-        f"{recorded.compressed_size / recorded.size:.1%}",
+        size_text(recorded.size),
+        size_text(recorded.compressed_size),
+        ratio_text(recorded.size, recorded.compressed_size),
         '<td class="field-chunk_count">2</td>',
         '<td class="field-pipeline_state">Running</td>',
     ]:
@@ -234,6 +234,26 @@ def test_the_session_page_shows_chunks_pipeline_audit_and_downloads(clients, rol
         "Recent audit entries",
         "Session created",
         "Session state changed",
+    ]:
+        assert text in body
+
+
+def test_the_session_page_gives_sizes_ratios_and_the_duration_in_human_units(
+    superuser_client, recorded
+):
+    Session.objects.filter(pk=recorded.pk).update(duration_ms=3_725_000)
+
+    body = superuser_client.get(f"{CHANGELIST}{recorded.pk}/change/").content.decode()
+
+    compressible = recorded.chunks.get(sequence=0)
+    for text in [
+        '<div class="readonly">1 h 02 min</div>',
+        f'<div class="readonly">{size_text(recorded.size)}</div>',
+        f'<div class="readonly">{ratio_text(recorded.size, recorded.compressed_size)}</div>',
+        '<div class="readonly">1.0 MiB</div>',
+        "<p>300.0 KiB</p>",
+        f"<p>{ratio_text(300 * KIB, compressible.compressed_size)}</p>",
+        f"all chunks in one stream</a> ({size_text(recorded.size)})",
     ]:
         assert text in body
 

@@ -32,7 +32,7 @@ def test_the_list_shows_each_pipeline_with_its_session_and_counts(clients, role,
 
     assert response.status_code == 200
     body = response.content.decode()
-    for text in ["flowing", "held back", "Running", "Paused", "30.0\xa0KB"]:
+    for text in ["flowing", "held back", "Running", "Paused", "30.0 KiB"]:
         assert text in body
 
 
