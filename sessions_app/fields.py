@@ -10,6 +10,8 @@ SESSION_API_FIELDS = (
     "name",
     "owner",
     "host",
+    "remote_user",
+    "client_address",
     "metadata",
     "content_type",
     "status",

@@ -25,6 +25,10 @@ class Session(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="recording_sessions"
     )
     host = models.CharField(max_length=255, blank=True, default="")
+    # The account the session ran under on the recorded host, e.g. `CORP\alice`.
+    remote_user = models.CharField(max_length=255, blank=True, default="")
+    # The address the RDP client connected from; null when not given.
+    client_address = models.GenericIPAddressField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     content_type = models.CharField(max_length=255, default=DEFAULT_CONTENT_TYPE)
     status = models.CharField(
@@ -69,6 +73,8 @@ class Session(models.Model):
             models.Index(fields=["size", "id"]),
             models.Index(fields=["status"]),
             models.Index(fields=["host"]),
+            models.Index(fields=["remote_user"]),
+            models.Index(fields=["client_address"]),
             models.Index(fields=["status", "stopped_at"]),
         ]
 

@@ -14,6 +14,19 @@ class SessionSerializer(serializers.ModelSerializer):
     """A recording session as clients read and write it."""
 
     owner = serializers.CharField(source="owner.username", read_only=True)
+    remote_user = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=255,
+        help_text="The account the session ran under on the recorded host, e.g. `CORP\\alice`.",
+    )
+    client_address = serializers.IPAddressField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="The IPv4 or IPv6 address the RDP client connected from; null (or empty) "
+        "when unknown.",
+    )
     metadata = serializers.JSONField(required=False, help_text="A JSON object of at most 64 KiB.")
     content_type = serializers.CharField(
         required=False,
@@ -58,6 +71,10 @@ class SessionSerializer(serializers.ModelSerializer):
             )
         return value
 
+    def validate_client_address(self, value: str | None) -> str | None:
+        """An empty address is no address."""
+        return value or None
+
     def to_representation(self, session: Session) -> dict:
         """The fields above, built directly: building DRF's fields for each response costs more
         than the session's query. Tests hold it equal to DRF's own output."""
@@ -67,6 +84,8 @@ class SessionSerializer(serializers.ModelSerializer):
             "name": session.name,
             "owner": session.owner.username,
             "host": session.host,
+            "remote_user": session.remote_user,
+            "client_address": session.client_address,
             "metadata": session.metadata,
             "content_type": session.content_type,
             "status": session.status,

@@ -74,7 +74,7 @@ class SessionViewSet(
     serializer_class = SessionSerializer
     filter_backends = [FilterBackend, filters.SearchFilter, filters.OrderingFilter]
     filterset_class = SessionFilterSet
-    search_fields = ["name", "host"]
+    search_fields = ["name", "host", "remote_user", "client_address"]
     ordering_fields = ["created_at", "name", "size"]
     ordering = ["-created_at"]
     lookup_value_regex = "[^/]+"

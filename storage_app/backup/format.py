@@ -227,7 +227,12 @@ def session_record(session: Session) -> dict[str, Any]:
     return record
 
 
-SESSION_RECORD_ADDED = {"content_type": DEFAULT_CONTENT_TYPE, "duration_ms": None}
+SESSION_RECORD_ADDED = {
+    "content_type": DEFAULT_CONTENT_TYPE,
+    "duration_ms": None,
+    "remote_user": "",
+    "client_address": None,
+}
 """Fields records written before they existed lack, and what such a session has."""
 
 
