@@ -316,6 +316,7 @@ class SessionTimelineView(SessionScopedMixin, generics.GenericAPIView):
     ordering = ("time_ms",)
     ordering_is_unique = True
     filter_backends = []
+    query_parameters = ("at_ms",)
 
     @extend_schema(
         summary="The recording's time marks",

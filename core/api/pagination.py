@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
+from core.api.filters import query_parameters_check
 from core.errors import ValidationFailed
 
 
@@ -21,13 +22,19 @@ class KeysetPagination(BasePagination):
 
     A view sets `ordering` (its default order); an `OrderingFilter` on the view may change it.
     A view whose ordering field is unique within the listed rows sets `ordering_is_unique`, so
-    the primary key is not needed as a tie-breaker.
+    the primary key is not needed as a tie-breaker. A list is what is paginated, so the query
+    parameters are checked here: one the list does not read is a 400.
     """
 
     cursor_query_param = "cursor"
     page_size_query_param = "page_size"
 
     def paginate_queryset(self, queryset: QuerySet, request: Request, view=None) -> list[Any]:
+        query_parameters_check(
+            request,
+            view,
+            paginator_parameters={self.cursor_query_param, self.page_size_query_param},
+        )
         self.request = request
         self.page_size = self._page_size(request)
         self.field, self.descending = self._ordering(request, queryset, view)
