@@ -1,7 +1,8 @@
-"""Top-level routes: the API, its schema and docs, and the admin."""
+"""Top-level routes: the API, its schema and docs (where `/` leads), and the admin."""
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from lucid.dashboard import dashboard_view
@@ -17,10 +18,15 @@ api_v1_urlpatterns = [
 ]
 
 urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="swagger-ui"), name="home"),
     path("api/v1/", include(api_v1_urlpatterns)),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path(
+        "api/redoc",
+        SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html"),
+        name="redoc",
+    ),
     path("health", HealthView.as_view(), name="health"),
     path("metrics", metrics_view, name="metrics"),
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="admin-dashboard"),

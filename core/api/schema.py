@@ -1,5 +1,7 @@
-"""OpenAPI pieces every app's views share: the error body and the error responses."""
+"""OpenAPI pieces every app's views share: the error body, the error responses and the
+`Token` scheme."""
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
@@ -12,6 +14,8 @@ ERROR_DESCRIPTIONS = {
     411: "The body was sent with neither a Content-Length nor chunked transfer coding.",
     413: "The body is larger than the session's chunk size.",
     416: "The requested range is not satisfiable.",
+    429: "`throttled`: too many attempts from this client address; `Retry-After` says when to "
+    "try again.",
     500: "A server error; `chunk_damaged` (with the chunk's `sequence`) when a chunk's kept "
     "bytes no longer match the sha256 recorded for them: none of them were sent.",
     503: "`storage_unavailable`: storage is read-only, missing or unreachable; `database_busy`: "
@@ -38,9 +42,10 @@ class ErrorSerializer(serializers.Serializer):
     )
 
 
-def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
-    """Schema responses for the given error statuses, plus 401 and 403 which every route has."""
-    wanted = sorted({401, 403, *statuses})
+def error_responses(*statuses: int, authenticated: bool = True) -> dict[int, OpenApiResponse]:
+    """Schema responses for the given error statuses, plus 401 and 403 which every route that
+    needs credentials (`authenticated`) has."""
+    wanted = sorted({*statuses, *((401, 403) if authenticated else ())})
     return {
         code: OpenApiResponse(response=ErrorSerializer, description=ERROR_DESCRIPTIONS[code])
         for code in wanted
@@ -53,3 +58,26 @@ def paths_without_trailing_slash(result: dict, generator, request, public) -> di
         (path.rstrip("/") or "/"): operations for path, operations in result["paths"].items()
     }
     return result
+
+
+class TokenScheme(OpenApiAuthenticationExtension):
+    """DRF's `Authorization: Token <key>`: an API key in that header, whose value carries the
+    prefix (OpenAPI's `http` schemes name only registered ones such as Bearer)."""
+
+    target_class = "rest_framework.authentication.TokenAuthentication"
+    name = "tokenAuth"
+    match_subclasses = True
+
+    def get_security_definition(self, auto_schema) -> dict:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": (
+                "A long-lived key from `manage.py issue_token <username>` (a recorder "
+                "machine's), sent as `Authorization: Token <key>`: the header's value is the "
+                "word `Token`, one space and the key. In Swagger UI's Authorize dialog enter "
+                "`Token <key>`; with an openapi-python-client client, "
+                '`AuthenticatedClient(base_url, token=key, prefix="Token")`.'
+            ),
+        }

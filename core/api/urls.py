@@ -1,10 +1,9 @@
 """Routes of authentication and the audit trail under /api/v1."""
 
 from django.urls import path
-from rest_framework_simplejwt.views import TokenRefreshView
 
 from core.api.routers import OptionalSlashRouter
-from core.api.views import AuditEntryViewSet, TokenObtainView, WhoAmIView
+from core.api.views import AuditEntryViewSet, TokenObtainView, TokenRefreshView, WhoAmIView
 
 router = OptionalSlashRouter()
 router.register("audit", AuditEntryViewSet, basename="audit")

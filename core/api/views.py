@@ -1,11 +1,12 @@
-"""API views that belong to no app: who the caller is, and the audit trail."""
+"""API views that belong to no app: JWT tokens, who the caller is, and the audit trail."""
 
 from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.views import TokenObtainPairView
+from rest_framework_simplejwt import views as jwt_views
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 
 from core.api.schema import error_responses
 from core.api.serializers import AuditEntrySerializer
@@ -14,11 +15,26 @@ from core.filtersets import AuditEntryFilterSet
 from core.models import AuditEntry
 
 
-class TokenObtainView(TokenObtainPairView):
+@extend_schema(
+    summary="Obtain a JWT pair",
+    responses={
+        200: TokenObtainPairSerializer,
+        **error_responses(400, 401, 429, authenticated=False),
+    },
+)
+class TokenObtainView(jwt_views.TokenObtainPairView):
     """A JWT pair for a username and password; limited per client address against guessing."""
 
     throttle_classes = [SharedScopedRateThrottle]
     throttle_scope = "auth"
+
+
+@extend_schema(
+    summary="Refresh a JWT access token",
+    responses={200: TokenRefreshSerializer, **error_responses(400, 401, authenticated=False)},
+)
+class TokenRefreshView(jwt_views.TokenRefreshView):
+    """A new access token for a refresh token that is valid and not expired."""
 
 
 class WhoAmIView(APIView):

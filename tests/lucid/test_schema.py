@@ -1,14 +1,25 @@
-"""The OpenAPI schema: valid OpenAPI 3, complete for every route, and its docs pages."""
+"""The OpenAPI schema: valid OpenAPI 3, complete for every route, fit to generate clients from,
+and its docs pages, which load nothing from elsewhere (recording networks are often offline)."""
 
+import re
 from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.contrib.staticfiles import finders
 from openapi_spec_validator import validate
 
 from sessions_app.fields import SESSION_API_FIELDS
 
 pytestmark = pytest.mark.django_db
 PUBLISHED_SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
+DOCS_PAGES = ["/api/docs", "/api/redoc"]
+# What a page loads: scripts, stylesheets, icons and the hosts it preconnects to.
+LOADED_URL = re.compile(r"<(?:script|link)\b[^>]*?\b(?:src|href)=\"([^\"]+)\"")
+BINARY_BODIES = {
+    ("/api/v1/sessions/{session_id}/chunks/{sequence}", "put"),
+    ("/api/v1/sessions/{session_id}/stream", "post"),
+}
 
 DOCUMENTED = {
     ("/api/v1/auth/token", "post"),
@@ -51,6 +62,63 @@ def test_schema_documents_the_auth_schemes(schema):
     assert ("apiKey", None, "cookie") in kinds
 
 
+def _operations(schema: dict):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            yield path, method, operation
+
+
+def test_schema_documents_the_token_scheme_with_its_prefix(schema):
+    token = schema["components"]["securitySchemes"]["tokenAuth"]
+
+    assert (token["type"], token["in"], token["name"]) == ("apiKey", "header", "Authorization")
+    assert "`Authorization: Token <key>`" in token["description"]
+
+
+def test_schema_names_its_server(schema):
+    assert [server["url"] for server in schema["servers"]] == ["/"]
+
+
+def test_request_bodies_are_json_and_only_chunk_bodies_are_bytes(schema):
+    media_types = {
+        (path, method): set(operation["requestBody"]["content"])
+        for path, method, operation in _operations(schema)
+        if "requestBody" in operation
+    }
+
+    assert {key: types for key, types in media_types.items() if key in BINARY_BODIES} == {
+        key: {"application/octet-stream"} for key in BINARY_BODIES
+    }
+    assert {types.pop() for key, types in media_types.items() if key not in BINARY_BODIES} == {
+        "application/json"
+    }
+
+
+def test_every_documented_api_error_has_the_error_shape(schema):
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    errors = {
+        (path, method, status): response.get("content")
+        for path, method, operation in _operations(schema)
+        if path.startswith("/api/")
+        for status, response in operation["responses"].items()
+        if int(status) >= 400
+    }
+
+    assert errors
+    assert {key: content for key, content in errors.items() if content != error} == {}
+
+
+@pytest.mark.parametrize(
+    ("path", "statuses"),
+    [
+        ("/api/v1/auth/token", {"200", "400", "401", "429"}),
+        ("/api/v1/auth/token/refresh", {"200", "400", "401"}),
+    ],
+)
+def test_the_token_endpoints_document_their_errors(schema, path, statuses):
+    assert set(schema["paths"][path]["post"]["responses"]) == statuses
+
+
 def test_schema_documents_error_responses(schema):
     sessions = schema["paths"]["/api/v1/sessions/{id}/start"]["post"]["responses"]
     assert {"200", "401", "404", "409"} <= set(sessions)
@@ -78,12 +146,28 @@ def test_list_parameters_are_documented(schema):
     } <= names
 
 
-@pytest.mark.parametrize("path", ["/api/docs", "/api/redoc"])
+@pytest.mark.parametrize("path", DOCS_PAGES)
 def test_docs_pages_render(anonymous_client, path):
     response = anonymous_client.get(path)
 
     assert response.status_code == 200
     assert b"/api/schema" in response.content
+
+
+@pytest.mark.parametrize("path", DOCS_PAGES)
+def test_docs_pages_load_only_our_own_static_files(anonymous_client, path):
+    loaded = LOADED_URL.findall(anonymous_client.get(path).content.decode())
+    static_prefix = settings.STATIC_URL
+
+    assert any(url.endswith(".js") for url in loaded)
+    assert [url for url in loaded if not url.startswith(static_prefix)] == []
+    assert [url for url in loaded if finders.find(url.removeprefix(static_prefix)) is None] == []
+
+
+def test_the_site_root_redirects_to_the_api_docs(anonymous_client):
+    response = anonymous_client.get("/")
+
+    assert (response.status_code, response["Location"]) == (302, "/api/docs")
 
 
 def test_the_served_schema_is_the_published_one_byte_for_byte(anonymous_client):
