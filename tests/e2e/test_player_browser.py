@@ -17,7 +17,6 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from tests.support.client import API, PASSWORD, USERNAME, ServiceClient, login, wait_until_stored
 from tests.support.media import Video, fragmented_mp4
 from tests.support.ports import HOST
-from tests.support.processes import manage
 from tests.support.recorder import append_fragments, append_marked, video_session
 from tests.support.server import LucidServer
 
@@ -64,8 +63,7 @@ def console(tmp_path_factory) -> Iterator[LucidServer]:
     """The service as `make run` serves it, with its static files collected (the player)."""
     lucid = LucidServer(tmp_path_factory.mktemp("lucid"))
     lucid.migrate()
-    completed = manage("collectstatic", "--noinput", "--verbosity", "0", env=lucid.env)
-    assert completed.returncode == 0, completed.stderr
+    lucid.collect_static()
     lucid.start()
     yield lucid
     lucid.kill()

@@ -1,7 +1,6 @@
 """The OpenAPI schema: valid OpenAPI 3, complete for every route, fit to generate clients from,
 and its docs pages, which load nothing from elsewhere (recording networks are often offline)."""
 
-import re
 from pathlib import Path
 
 import pytest
@@ -10,12 +9,11 @@ from django.contrib.staticfiles import finders
 from openapi_spec_validator import validate
 
 from sessions_app.fields import SESSION_API_FIELDS
+from tests.support.pages import loaded_urls
 
 pytestmark = pytest.mark.django_db
 PUBLISHED_SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 DOCS_PAGES = ["/api/docs", "/api/redoc"]
-# What a page loads: scripts, stylesheets, icons and the hosts it preconnects to.
-LOADED_URL = re.compile(r"<(?:script|link)\b[^>]*?\b(?:src|href)=\"([^\"]+)\"")
 BINARY_BODIES = {
     ("/api/v1/sessions/{session_id}/chunks/{sequence}", "put"),
     ("/api/v1/sessions/{session_id}/stream", "post"),
@@ -156,7 +154,7 @@ def test_docs_pages_render(anonymous_client, path):
 
 @pytest.mark.parametrize("path", DOCS_PAGES)
 def test_docs_pages_load_only_our_own_static_files(anonymous_client, path):
-    loaded = LOADED_URL.findall(anonymous_client.get(path).content.decode())
+    loaded = loaded_urls(anonymous_client.get(path).content.decode())
     static_prefix = settings.STATIC_URL
 
     assert any(url.endswith(".js") for url in loaded)

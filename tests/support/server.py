@@ -68,6 +68,12 @@ class LucidServer:
                 log.write(completed.stdout + completed.stderr)
             assert completed.returncode == 0, f"manage.py {command} failed:\n{self.log()}"
 
+    def collect_static(self) -> None:
+        """The static files (admin, player, API docs) where WhiteNoise serves them from, as
+        `make migrate` collects them; before `start`, which lists them once."""
+        completed = manage("collectstatic", "--noinput", "--verbosity", "0", env=self.env)
+        assert completed.returncode == 0, completed.stderr
+
     def start(self) -> None:
         """Start gunicorn and wait until it answers /health."""
         command = [str(BIN / "gunicorn"), "lucid.wsgi", "--config", "lucid/gunicorn.conf.py"]
