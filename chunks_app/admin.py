@@ -5,12 +5,12 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from chunks_app.models import Chunk
-from core.admin import ReadOnlyAdmin, UUIDSearchMixin
+from core.admin import AuditHistoryMixin, ReadOnlyAdmin, UUIDSearchMixin
 from core.units import milliseconds_text, ratio_text, size_text
 
 
 @admin.register(Chunk)
-class ChunkAdmin(UUIDSearchMixin, ReadOnlyAdmin):
+class ChunkAdmin(AuditHistoryMixin, UUIDSearchMixin, ReadOnlyAdmin):
     list_display = [
         "sequence",
         "session_link",
@@ -54,6 +54,9 @@ class ChunkAdmin(UUIDSearchMixin, ReadOnlyAdmin):
         ("Times", {"fields": ["created_at", "stored_at", "processing_time"]}),
     ]
     readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
+
+    def audit_lookups(self, chunk: Chunk) -> dict[str, object]:
+        return {"session_id": chunk.session_id, "sequence": chunk.sequence}
 
     @admin.display(description="session", ordering="session__name")
     def session_link(self, chunk: Chunk) -> str:

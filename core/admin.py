@@ -6,9 +6,12 @@ from functools import reduce
 from operator import or_
 
 from django.contrib import admin
-from django.db.models import Q, QuerySet
-from django.http import HttpRequest
+from django.contrib.admin.utils import unquote
+from django.db.models import Model, Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.http import urlencode
 
 from core.db import is_mongodb
 from core.models import AuditEntry
@@ -50,6 +53,34 @@ class ServiceTransactionsMixin:
         if not is_mongodb():
             return super().delete_view(request, object_id, extra_context)
         return self._delete_view(request, object_id, extra_context)
+
+
+def audit_trail_url(**lookups: object) -> str:
+    """The audit list showing only the entries with these field values, e.g. `session_id=…`."""
+    return f"{reverse('admin:lucid_auditentry_changelist')}?{urlencode(lookups)}"
+
+
+class AuditHistoryMixin:
+    """The History button opens the object's audit trail, not Django's log of admin edits.
+
+    `audit_lookups` names the object's entries; whoever may not read the audit trail keeps
+    Django's page.
+    """
+
+    def audit_lookups(self, obj: Model) -> dict[str, object]:
+        raise NotImplementedError
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context=None
+    ) -> HttpResponse:
+        obj = self.get_object(request, unquote(object_id))
+        if (
+            obj is None
+            or not self.has_view_or_change_permission(request, obj)
+            or not request.user.has_perm("lucid.view_auditentry")
+        ):
+            return super().history_view(request, object_id, extra_context)
+        return HttpResponseRedirect(audit_trail_url(**self.audit_lookups(obj)))
 
 
 class UUIDSearchMixin:

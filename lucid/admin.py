@@ -24,7 +24,12 @@ from chunks_app import services as chunk_services
 from chunks_app.models import Chunk
 from chunks_app.playlist import is_playable
 from chunks_app.selectors import session_missing_sequences
-from core.admin import ServiceTransactionsMixin, UUIDSearchMixin
+from core.admin import (
+    AuditHistoryMixin,
+    ServiceTransactionsMixin,
+    UUIDSearchMixin,
+    audit_trail_url,
+)
 from core.choices import ChunkStatus
 from core.errors import ApplicationError
 from core.models import AuditEntry
@@ -33,6 +38,7 @@ from pipeline_app import services as pipeline_services
 from pipeline_app.choices import PipelineState
 from pipeline_app.selectors import pipeline_status
 from sessions_app import services
+from sessions_app.admin import SessionListAdmin
 from sessions_app.choices import SessionStatus
 from sessions_app.models import Session
 from storage_app.backup.create import backup_newest
@@ -132,31 +138,13 @@ class ChunkInline(admin.TabularInline):
 
 
 @admin.register(Session)
-class SessionAdmin(ServiceTransactionsMixin, UUIDSearchMixin, admin.ModelAdmin):
-    list_display = [
-        "name",
-        "status",
-        "owner",
-        "host",
-        "size_display",
-        "compressed_size_display",
-        "ratio",
-        "chunk_count",
-        "complete_display",
-        "pipeline_state",
-        "legal_hold",
-        "created_at",
-    ]
-    list_select_related = ["owner", "pipeline"]
-    list_filter = [
-        "status",
-        "complete",
-        "compression_algorithm",
-        "legal_hold",
-        "pipeline__state",
-        ("owner", admin.RelatedOnlyFieldListFilter),
-    ]
-    search_fields = ["name", "host"]
+class SessionAdmin(
+    SessionListAdmin,
+    AuditHistoryMixin,
+    ServiceTransactionsMixin,
+    UUIDSearchMixin,
+    admin.ModelAdmin,
+):
     uuid_search_fields = ("id",)
     date_hierarchy = "created_at"
     inlines = [ChunkInline]
@@ -177,6 +165,7 @@ class SessionAdmin(ServiceTransactionsMixin, UUIDSearchMixin, admin.ModelAdmin):
                 "fields": [
                     ("name", "status"),
                     ("owner", "host"),
+                    ("remote_user", "client_address"),
                     ("id", "ingest_mode"),
                     "metadata_json",
                 ]
@@ -207,6 +196,9 @@ class SessionAdmin(ServiceTransactionsMixin, UUIDSearchMixin, admin.ModelAdmin):
         ),
     ]
 
+    def audit_lookups(self, session: Session) -> dict[str, object]:
+        return {"session_id": session.pk}
+
     def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
         return [
             field for field in flatten_fieldsets(self.fieldsets) if field not in EDITABLE_FIELDS
@@ -223,22 +215,9 @@ class SessionAdmin(ServiceTransactionsMixin, UUIDSearchMixin, admin.ModelAdmin):
 
     # --- columns and read-only fields ----------------------------------------------------------
 
-    @admin.display(description="size", ordering="size")
-    def size_display(self, session: Session) -> str:
-        return size_text(session.size)
-
     @admin.display(description="compressed size", ordering="compressed_size")
     def compressed_size_display(self, session: Session) -> str:
         return size_text(session.compressed_size)
-
-    @admin.display(description="ratio")
-    def ratio(self, session: Session) -> str:
-        return ratio_text(session.size, session.compressed_size)
-
-    @admin.display(description="complete", boolean=True, ordering="complete")
-    def complete_display(self, session: Session) -> bool | None:
-        """Unknown until stopped; then whether no sequence is missing."""
-        return session.complete if session.status == SessionStatus.STOPPED else None
 
     @admin.display(description="missing chunks")
     def gaps(self, session: Session) -> str:
@@ -299,7 +278,7 @@ class SessionAdmin(ServiceTransactionsMixin, UUIDSearchMixin, admin.ModelAdmin):
             "pipeline_state": PipelineState(pipeline["state"]).label,
             "audit_entries": audit_entries,
             "audit_entries_shown": AUDIT_ENTRIES_SHOWN,
-            "audit_url": f"{reverse('admin:lucid_auditentry_changelist')}?session_id={session.pk}",
+            "audit_url": audit_trail_url(session_id=session.pk),
             "chunks_url": chunks_url,
             "damaged_chunks_url": f"{chunks_url}&status__exact={ChunkStatus.DAMAGED}",
             "chunks_shown": min(CHUNKS_SHOWN, session.chunk_count),

@@ -6,14 +6,14 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from core.admin import ReadOnlyAdmin, UUIDSearchMixin
+from core.admin import AuditHistoryMixin, ReadOnlyAdmin, UUIDSearchMixin
 from core.units import size_text
 from pipeline_app.models import Pipeline
 from pipeline_app.services import pipeline_retry
 
 
 @admin.register(Pipeline)
-class PipelineAdmin(UUIDSearchMixin, ReadOnlyAdmin):
+class PipelineAdmin(AuditHistoryMixin, UUIDSearchMixin, ReadOnlyAdmin):
     list_display = [
         "session_name",
         "session_link",
@@ -35,6 +35,9 @@ class PipelineAdmin(UUIDSearchMixin, ReadOnlyAdmin):
     fields = list_display
     readonly_fields = fields
     actions = ["retry_failed"]
+
+    def audit_lookups(self, pipeline: Pipeline) -> dict[str, object]:
+        return {"session_id": pipeline.session_id}
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         """Whoever may change pipelines (operators), as pause and resume need."""

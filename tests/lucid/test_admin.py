@@ -4,6 +4,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.test import Client
 
 from chunks_app.models import Chunk
@@ -190,3 +191,77 @@ def test_nobody_adds_changes_or_deletes_an_audit_entry(clients, role, entries):
     assert client.post(page, {"actor": "mallory"}).status_code == 403
     assert client.post(f"{AUDIT}{entry.pk}/delete/", {"post": "yes"}).status_code == 403
     assert AuditEntry.objects.get(pk=entry.pk).actor == "alice"
+
+
+# --- the History button -------------------------------------------------------------------------
+
+
+def audit_shown(response) -> list[str]:
+    return [entry.action for entry in response.context["cl"].result_list]
+
+
+@pytest.fixture
+def audited(history) -> Chunk:
+    """The recording session's chunk 1, with audit entries of its own and of its chunk 0."""
+    AuditEntry.objects.filter(session_id=history.pk).delete()
+    AuditEntry.objects.create(
+        actor="alice", action=AuditAction.SESSION_UPDATED, session_id=history.pk
+    )
+    for sequence in (0, 1):
+        AuditEntry.objects.create(
+            actor="alice",
+            action=AuditAction.CHUNK_DOWNLOADED,
+            session_id=history.pk,
+            sequence=sequence,
+        )
+    AuditEntry.objects.create(
+        actor="bob", action=AuditAction.SESSION_DELETED, session_id=uuid.uuid4()
+    )
+    return Chunk.objects.get(session=history, sequence=1)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_a_sessions_history_button_opens_its_audit_trail(clients, role, audited):
+    session_id = audited.session_id
+
+    response = clients[role].get(f"/admin/sessions_app/session/{session_id}/history/", follow=True)
+
+    assert response.redirect_chain == [(f"{AUDIT}?session_id={session_id}", 302)]
+    assert sorted(audit_shown(response)) == [
+        "chunk_downloaded",
+        "chunk_downloaded",
+        "session_updated",
+    ]
+
+
+def test_a_chunks_history_button_opens_the_audit_trail_of_that_chunk(clients, audited):
+    response = clients["auditor"].get(f"/admin/chunks_app/chunk/{audited.pk}/history/", follow=True)
+
+    assert response.redirect_chain[-1][0].endswith(f"session_id={audited.session_id}&sequence=1")
+    assert audit_shown(response) == ["chunk_downloaded"]
+    assert response.context["cl"].result_list[0].sequence == 1
+
+
+def test_a_pipelines_history_button_opens_its_sessions_audit_trail(clients, audited):
+    pipeline = audited.session.pipeline
+
+    response = clients["operator"].get(
+        f"/admin/pipeline_app/pipeline/{pipeline.pk}/history/", follow=True
+    )
+
+    assert response.redirect_chain == [(f"{AUDIT}?session_id={audited.session_id}", 302)]
+    assert len(audit_shown(response)) == 3
+
+
+def test_whoever_may_not_read_the_audit_trail_keeps_djangos_history_page(audited):
+    viewer = UserFactory(username="viewer", is_staff=True)
+    viewer.user_permissions.add(
+        Permission.objects.get(content_type__app_label="sessions_app", codename="view_session")
+    )
+    client = Client()
+    client.force_login(viewer)
+
+    response = client.get(f"/admin/sessions_app/session/{audited.session_id}/history/")
+
+    assert response.status_code == 200
+    assert "change history" in response.content.decode().lower()
