@@ -113,13 +113,9 @@ def test_the_list_shows_each_session_with_its_totals(clients, role, recorded):
     for text in [
         "night shift",
         "Recording",
-        "operator",
         "rdp-07.example.test",
         size_text(recorded.size),
-        size_text(recorded.compressed_size),
         ratio_text(recorded.size, recorded.compressed_size),
-        '<td class="field-chunk_count">2</td>',
-        '<td class="field-pipeline_state">Running</td>',
     ]:
         assert text in body
 
