@@ -1,30 +1,14 @@
 """deploy/prometheus: the alert rules and the scrape configuration are valid, the alerts fire as
 their unit tests say, and they read only series that /metrics exposes."""
 
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
-from tests.support.promql import metric_names
+from tests.support.promql import metric_names, promtool
 
 PROMETHEUS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 ALERTS = PROMETHEUS / "alerts.yml"
-
-
-def promtool(*arguments: str) -> subprocess.CompletedProcess:
-    """`promtool` run in deploy/prometheus; a failure names what to install when it is missing."""
-    program = shutil.which("promtool")
-    if program is None:
-        pytest.fail(
-            "promtool is not installed: `apt-get install --no-install-recommends prometheus` "
-            "(Debian) provides /usr/bin/promtool; .ci/run installs it (ensure_promtool)."
-        )
-    return subprocess.run(
-        [program, *arguments], cwd=PROMETHEUS, capture_output=True, text=True, timeout=120
-    )
 
 
 def alert_expressions() -> dict[str, str]:
@@ -33,19 +17,19 @@ def alert_expressions() -> dict[str, str]:
 
 
 def test_promtool_finds_the_alert_rules_valid():
-    checked = promtool("check", "rules", ALERTS.name)
+    checked = promtool("check", "rules", str(ALERTS))
 
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_the_alerts_fire_as_their_unit_tests_expect():
-    tested = promtool("test", "rules", "alerts.test.yml")
+    tested = promtool("test", "rules", str(PROMETHEUS / "alerts.test.yml"))
 
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
 def test_promtool_finds_the_scrape_configuration_valid():
-    checked = promtool("check", "config", "prometheus.yml")
+    checked = promtool("check", "config", str(PROMETHEUS / "prometheus.yml"))
 
     assert checked.returncode == 0, checked.stdout + checked.stderr
 

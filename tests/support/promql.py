@@ -1,7 +1,10 @@
-"""The metric names a PromQL expression reads, and those a /metrics scrape exposes."""
+"""The metric names a PromQL expression reads, those a /metrics scrape exposes, and promtool."""
 
 import re
+import shutil
+import subprocess
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 # Series Prometheus makes itself for every target it scrapes.
@@ -39,3 +42,14 @@ def exposed_names(exposition: str) -> set[str]:
         for family in text_string_to_metric_families(exposition)
         for sample in family.samples
     }
+
+
+def promtool(*arguments: str) -> subprocess.CompletedProcess:
+    """Prometheus' `promtool`; a test fails saying what to install when it is missing."""
+    program = shutil.which("promtool")
+    if program is None:
+        pytest.fail(
+            "promtool is not installed: `apt-get install --no-install-recommends prometheus` "
+            "(Debian) provides /usr/bin/promtool; .ci/run installs it (ensure_promtool)."
+        )
+    return subprocess.run([program, *arguments], capture_output=True, text=True, timeout=120)
