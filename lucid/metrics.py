@@ -8,13 +8,13 @@ cached (LUCID_STORAGE_USAGE_CACHE_SECONDS).
 
 `process_*` cover every process of the role, one series per `pid`: the gunicorn master and its
 workers, a Celery worker and its pool's children, beat. prometheus_client reports only the
-process that answers the scrape, and nothing at all in multiprocess mode.
+process that answers the scrape, and nothing at all in multiprocess mode. Its `python_gc_*`,
+one process's collector, are left out.
 """
 
 import logging
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -44,7 +44,7 @@ from storage_app.backup.create import DAMAGED_COUNTER, LAST_SUCCESS_COUNTER
 from storage_app.retention import REMOVED_COUNTER, RetentionPolicy, chunk_store_usage
 
 logger = logging.getLogger(__name__)
-PROC = Path("/proc")
+PROC = "/proc"
 
 
 class LucidCollector:
@@ -183,14 +183,19 @@ def _role_root() -> int:
 def _role_processes() -> set[int]:
     """The role's first process and all its descendants, from /proc; none without /proc."""
     children: dict[int, list[int]] = {}
-    for entry in PROC.glob("[0-9]*/stat"):
+    try:
+        entries = [entry.name for entry in os.scandir(PROC) if entry.name.isdigit()]
+    except OSError:
+        return set()
+    for pid in entries:
         try:
-            fields = entry.read_bytes().rpartition(b")")[2].split()
+            with open(f"{PROC}/{pid}/stat", "rb") as stat:
+                fields = stat.read().rpartition(b")")[2].split()
         except OSError:  # the process ended meanwhile
             continue
-        children.setdefault(int(fields[1]), []).append(int(entry.parent.name))
+        children.setdefault(int(fields[1]), []).append(int(pid))
     root = _role_root()
-    found, pending = set(), [root] if (PROC / str(root)).exists() else []
+    found, pending = set(), [root] if str(root) in entries else []
     while pending:
         pid = pending.pop()
         found.add(pid)
