@@ -23,10 +23,12 @@ RUN pip install --requirement /tmp/requirements.txt
 # --- runtime: the virtualenv and the code, nothing else ----------------------------------------
 FROM python:3.11-slim AS runtime
 
-# Everything the service writes goes to the three volumes under /data and to /tmp (a tmpfs in
-# docker-compose), so the root filesystem can be mounted read-only. PROMETHEUS_MULTIPROC_DIR is
-# left unset on purpose: gunicorn.conf.py creates a fresh directory under /tmp for each gunicorn
-# role, while a Celery role given a directory that does not exist fails its /metrics.
+# Everything the service writes goes under /data and to /tmp, so the root filesystem can be
+# mounted read-only: docker-compose mounts named volumes (or tmpfs) there. The image declares no
+# VOLUME, which would leave an anonymous volume behind wherever nothing is mounted.
+# PROMETHEUS_MULTIPROC_DIR is left unset on purpose: gunicorn.conf.py creates a fresh directory
+# under /tmp for each gunicorn role, while a Celery role given a directory that does not exist
+# fails its /metrics.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -62,7 +64,6 @@ RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinpu
 
 USER 10001:10001
 
-VOLUME ["/data/sessions", "/data/chunks", "/data/backups"]
 # api, storage, pipeline, recorder, processor: each role answers /health and /metrics on its port.
 EXPOSE 8080 8081 8082 8083 8084
 

@@ -397,6 +397,9 @@ CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Pool processes of a worker role; unset: one per CPU of the machine, which a container's CPU
+# and memory limits do not change (docker-compose.yml sets it to the CPUs it gives a role).
+CELERY_WORKER_CONCURRENCY = env_int("LUCID_WORKER_CONCURRENCY", 0) or None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True

@@ -1,4 +1,5 @@
-"""Secrets read from files (Docker secrets): the settings computed in a process of their own."""
+"""Settings a deployment gives through the environment, computed in a process of their own:
+secrets read from files (Docker secrets), the TLS proxy's scheme, the worker pool."""
 
 import json
 import subprocess
@@ -86,3 +87,13 @@ def test_x_forwarded_proto_https_makes_a_request_secure_behind_the_tls_proxy(tmp
     )
 
     assert computed["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+
+
+def test_a_worker_runs_as_many_pool_processes_as_it_is_told(tmp_path):
+    computed = _settings(tmp_path, ["CELERY_WORKER_CONCURRENCY"], LUCID_WORKER_CONCURRENCY="2")
+
+    assert computed["CELERY_WORKER_CONCURRENCY"] == 2
+
+
+def test_a_worker_runs_one_pool_process_per_cpu_unless_told(tmp_path):
+    assert _settings(tmp_path, ["CELERY_WORKER_CONCURRENCY"])["CELERY_WORKER_CONCURRENCY"] is None
