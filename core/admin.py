@@ -16,10 +16,6 @@ from django.utils.http import urlencode
 from core.db import is_mongodb
 from core.models import AuditEntry
 
-admin.site.site_header = "Lucid session storage"
-admin.site.site_title = "Lucid"
-admin.site.index_title = "Operator console"
-
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     """A model shown, never added, changed or deleted through the admin (view permission)."""

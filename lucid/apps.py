@@ -3,6 +3,7 @@ the MongoDB series."""
 
 from django.apps import AppConfig
 from django.conf import settings
+from django.contrib.admin import apps as admin_apps
 
 
 class ProjectConfig(AppConfig):
@@ -21,3 +22,10 @@ class ProjectConfig(AppConfig):
             from lucid.mongodb_metrics import mongodb_metrics_register
 
             mongodb_metrics_register()
+
+
+class LucidAdminConfig(admin_apps.AdminConfig):
+    """Django's admin with the operator console as its site (`admin.site`)."""
+
+    default = False  # the project's own app config stays this module's default
+    default_site = "lucid.sites.LucidAdminSite"

@@ -2,12 +2,14 @@
 
 `dashboard_figures` reads what the page shows from the running totals and the chunk store (a
 handful of queries however much is stored); the charts are small inline SVG drawn here, every
-text escaped by `format_html`; `dashboard_view` renders them inside the admin.
+text escaped by `format_html`; `dashboard_view` renders them inside the admin. `index_figures`
+are the few the admin index shows above its sections, from the same totals.
 """
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -16,10 +18,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from chunks_app.statistics import system_statistics
+from chunks_app.storage import ChunkStoreError
 from core.choices import ChunkStatus, CompressionAlgorithm
 from core.counters import counters_read
 from core.units import ratio_text, size_text
 from sessions_app.choices import SessionStatus
+from storage_app.backup.create import LAST_SUCCESS_COUNTER
+from storage_app.retention import DiskUsage, chunk_store_usage
 
 HOURS_SHOWN = 24
 CHART_WIDTH = 560
@@ -92,6 +97,64 @@ def dashboard_figures(*, now: datetime | None = None) -> DashboardFigures:
         backlog_bytes=statistics["backlog_bytes"],
         ingest_by_hour=[(hour, hourly.get(_hour_key(hour), 0)) for hour in hours],
         codecs=codecs,
+    )
+
+
+@dataclass(frozen=True)
+class IndexFigures:
+    """What an operator checks first: activity, stored bytes, trouble, space and backups."""
+
+    sessions_recording: int
+    session_count: int
+    size: int
+    compressed_size: int
+    backlog_bytes: int
+    chunks_failed: int
+    chunks_damaged: int
+    storage: DiskUsage | None
+    watermark_percent: int
+    last_backup_at: datetime | None
+    now: datetime
+
+    @property
+    def compression(self) -> str:
+        return ratio_text(self.size, self.compressed_size)
+
+    @property
+    def backup_age(self) -> timedelta | None:
+        return None if self.last_backup_at is None else self.now - self.last_backup_at
+
+    @property
+    def above_watermark(self) -> bool:
+        return self.storage is not None and self.storage.percent > self.watermark_percent
+
+    @property
+    def backup_late(self) -> bool:
+        """No full backup yet, or none within two scheduled intervals."""
+        interval = timedelta(hours=settings.LUCID_BACKUP_INTERVAL_HOURS)
+        return self.backup_age is None or self.backup_age > 2 * interval
+
+
+def index_figures(*, now: datetime | None = None) -> IndexFigures:
+    """The index's figures: the cached totals, the chunk store's cached usage, one counter."""
+    statistics = system_statistics()
+    try:
+        storage = chunk_store_usage(cached=True)
+    except ChunkStoreError:
+        storage = None
+    last_backup = counters_read([LAST_SUCCESS_COUNTER]).get(LAST_SUCCESS_COUNTER)
+    return IndexFigures(
+        sessions_recording=statistics["sessions_by_status"][SessionStatus.RECORDING],
+        session_count=statistics["session_count"],
+        size=statistics["size"],
+        compressed_size=statistics["compressed_size"],
+        backlog_bytes=statistics["backlog_bytes"],
+        chunks_failed=statistics["chunks_by_status"][ChunkStatus.FAILED],
+        chunks_damaged=statistics["chunks_by_status"][ChunkStatus.DAMAGED],
+        storage=storage,
+        watermark_percent=settings.LUCID_DISK_HIGH_WATERMARK,
+        last_backup_at=datetime.fromtimestamp(last_backup, UTC) if last_backup else None,
+        now=now or timezone.now(),
     )
 
 

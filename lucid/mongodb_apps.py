@@ -4,13 +4,14 @@ Their migrations, made for these keys, are in lucid/mongodb_migrations.
 """
 
 from django.conf import settings
-from django.contrib.admin import apps as admin_apps
 from django.contrib.auth import apps as auth_apps
 from django.contrib.contenttypes import apps as contenttypes_apps
 from django_celery_beat import apps as beat_apps
 
+from lucid.apps import LucidAdminConfig
 
-class AdminConfig(admin_apps.AdminConfig):
+
+class AdminConfig(LucidAdminConfig):
     default_auto_field = settings.MONGODB_AUTO_FIELD
 
 

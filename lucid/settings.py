@@ -171,7 +171,7 @@ LUCID_STORAGE_PATH.mkdir(parents=True, exist_ok=True)
 
 # --- Django -------------------------------------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "lucid.apps.LucidAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -258,14 +258,14 @@ else:
 # through django-mongodb-backend: the contrib apps get ObjectId keys and migrations of their own.
 MONGODB_AUTO_FIELD = "django_mongodb_backend.fields.ObjectIdAutoField"
 MONGODB_APP_CONFIGS = {
-    "django.contrib.admin": "lucid.mongodb_apps.AdminConfig",
+    "lucid.apps.LucidAdminConfig": "lucid.mongodb_apps.AdminConfig",
     "django.contrib.auth": "lucid.mongodb_apps.AuthConfig",
     "django.contrib.contenttypes": "lucid.mongodb_apps.ContentTypesConfig",
     "django_celery_beat": "lucid.mongodb_apps.BeatConfig",
 }
 MONGODB_MIGRATION_MODULES = {
-    app.rpartition(".")[2]: f"lucid.mongodb_migrations.{app.rpartition('.')[2]}"
-    for app in MONGODB_APP_CONFIGS
+    label: f"lucid.mongodb_migrations.{label}"
+    for label in ("admin", "auth", "contenttypes", "django_celery_beat")
 }
 if MONGO_URL:
     _mongodb_name = MONGO_URL.partition("//")[2].partition("/")[2].partition("?")[0] or "lucid"

@@ -1,19 +1,26 @@
-"""The admin dashboard (its numbers and SVG charts) and the read-only audit trail admin."""
+"""The admin index (its sections and key figures), the dashboard (its numbers and SVG charts),
+the read-only audit trail admin and the History buttons that open it."""
 
+import html
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.cache import cache
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from chunks_app.models import Chunk
 from chunks_app.selectors import storage_usage
 from core.choices import AuditAction
-from core.counters import counters_add, counters_read
+from core.counters import counters_add, counters_read, counters_set
 from core.models import AuditEntry
 from core.units import ratio_text, size_text
 from lucid.dashboard import dashboard_figures, rows_chart
+from storage_app.backup.create import LAST_SUCCESS_COUNTER
 from tests.chunks_app.helpers import KIB, put_chunk, random_bytes, screen_like, wait_until_settled
 from tests.factories import SessionFactory, UserFactory
 
@@ -265,3 +272,108 @@ def test_whoever_may_not_read_the_audit_trail_keeps_djangos_history_page(audited
 
     assert response.status_code == 200
     assert "change history" in response.content.decode().lower()
+
+
+# --- the index ----------------------------------------------------------------------------------
+
+
+FIGURE = re.compile(
+    r'<a class="figure[^"]*" id="figure-(?P<name>[a-z]+)"[^>]*>\s*'
+    r'<span class="value">(?P<value>.*?)</span><span class="label">(?P<label>.*?)</span>'
+)
+
+
+def response_figures(body: str) -> dict[str, str]:
+    """Each figure tile of the index as its value and label read together."""
+    return {
+        match["name"]: html.unescape(f"{match['value']} {match['label']}")
+        for match in FIGURE.finditer(body)
+    }
+
+
+def captions(response) -> list[str]:
+    return [app["name"] for app in response.context["app_list"]]
+
+
+def test_the_index_shows_sessions_first_then_one_section_per_concern(clients):
+    response = clients["superuser"].get("/admin/")
+
+    assert captions(response) == ["Recordings", "Processing", "Audit", "Access", "Schedules"]
+    recordings = response.context["app_list"][0]
+    assert [model["name"] for model in recordings["models"]] == ["Sessions", "Chunks"]
+
+
+def test_the_index_keeps_periodic_tasks_and_hides_the_beat_schedule_models(clients):
+    body = clients["superuser"].get("/admin/").content.decode()
+
+    assert 'href="/admin/django_celery_beat/periodictask/"' in body
+    for model in ["clockedschedule", "crontabschedule", "intervalschedule", "solarschedule"]:
+        assert f'href="/admin/django_celery_beat/{model}/"' not in body
+    assert clients["superuser"].get("/admin/django_celery_beat/crontabschedule/").status_code == 200
+
+
+def test_the_sidebar_of_every_page_has_the_same_sections(clients):
+    response = clients["operator"].get("/admin/chunks_app/chunk/")
+
+    assert [app["name"] for app in response.context["available_apps"]][:2] == [
+        "Recordings",
+        "Processing",
+    ]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_index_shows_the_key_figures(clients, role, history):
+    counters_add({"chunks.damaged": 1})
+
+    body = clients[role].get("/admin/").content.decode()
+
+    figures = response_figures(body)
+    stored = counters_read(["chunks.stored_bytes"])["chunks.stored_bytes"]
+    assert figures["recording"] == "1 recording now"
+    assert figures["sessions"] == "3 sessions"
+    assert figures["stored"] == (
+        f"{size_text(stored)} stored, {ratio_text(500 * KIB, stored)} smaller than the "
+        f"{size_text(500 * KIB)} recorded"
+    )
+    assert figures["backlog"] == "0 bytes waiting to be stored"
+    assert figures["failed"] == "0 failed chunks"
+    assert figures["damaged"] == "1 damaged chunks"
+    assert figures["storage"].endswith(
+        "of the chunk store's space used; retention frees it above 90%"
+    )
+    assert figures["backup"] == "never last full backup"
+
+
+def test_the_index_marks_damage_and_a_late_backup_as_alerts(clients, db):
+    counters_add({"chunks.damaged": 2})
+
+    body = clients["operator"].get("/admin/").content.decode()
+
+    assert 'class="figure alert" id="figure-damaged"' in body
+    assert 'class="figure" id="figure-failed"' in body
+    assert 'class="figure alert" id="figure-backup"' in body
+
+
+def test_a_recent_backup_shows_its_age(clients, db):
+    three_hours_ago = datetime.now(UTC) - timedelta(hours=3, minutes=2)
+    counters_set({LAST_SUCCESS_COUNTER: int(three_hours_ago.timestamp())})
+
+    body = clients["auditor"].get("/admin/").content.decode()
+
+    assert response_figures(body)["backup"] == "3 h 02 min ago last full backup"
+    assert 'class="figure" id="figure-backup"' in body
+
+
+def test_the_index_figures_cost_the_same_queries_however_much_is_recorded(clients, history):
+    client = clients["superuser"]
+    client.get("/admin/")
+    with CaptureQueriesContext(connection) as few:
+        client.get("/admin/")
+    SessionFactory.create_batch(5, status="recording")
+    cache.clear()
+    client.get("/admin/")
+
+    with CaptureQueriesContext(connection) as many:
+        client.get("/admin/")
+
+    assert len(many) == len(few)
