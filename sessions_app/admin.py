@@ -6,6 +6,7 @@ layer; it takes its list from `SessionListAdmin`. The columns fit a 1,366 px wid
 
 from django.contrib import admin
 from django.utils import timezone
+from django.utils.html import format_html
 
 from core.units import duration_text, ratio_text, size_text
 from sessions_app.choices import SessionStatus
@@ -21,8 +22,7 @@ class SessionListAdmin:
         "name",
         "started",
         "recorded_duration",
-        "remote_user",
-        "host",
+        "account",
         "status",
         "size_display",
         "ratio",
@@ -39,11 +39,16 @@ class SessionListAdmin:
     ]
     search_fields = ["name", "host", "remote_user", "client_address"]
 
+    class Media:
+        css = {"all": ["sessions_app/session_list.css"]}
+
     @admin.display(description="started", ordering="started_at")
     def started(self, session: Session) -> str:
+        """The date over the time, to leave the other columns room."""
         if session.started_at is None:
             return "-"
-        return timezone.localtime(session.started_at).strftime("%Y-%m-%d %H:%M")
+        started = timezone.localtime(session.started_at)
+        return format_html("{}<br>{}", started.strftime("%Y-%m-%d"), started.strftime("%H:%M"))
 
     @admin.display(description="duration")
     def recorded_duration(self, session: Session) -> str:
@@ -58,6 +63,15 @@ class SessionListAdmin:
         if session.status in LIVE_STATUSES:
             return duration_text(timezone.now() - session.started_at)
         return "-"
+
+    @admin.display(description="remote user", ordering="remote_user")
+    def account(self, session: Session) -> str:
+        """The account on the recorded host, wrapped after its domain (`CORP\\` `alice`) if at
+        all."""
+        domain, backslash, user = session.remote_user.rpartition("\\")
+        if not backslash:
+            return session.remote_user or "-"
+        return format_html("{}\\<wbr>{}", domain, user)
 
     @admin.display(description="size", ordering="size")
     def size_display(self, session: Session) -> str:

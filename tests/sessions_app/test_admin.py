@@ -27,7 +27,7 @@ def _cells(body: str, session_name: str) -> dict[str, str]:
     """The text of each column of the row of the session with this name."""
     row = next(row for row in re.findall(r"<tr>.*?</tr>", body, re.S) if session_name in row)
     return {
-        column: re.sub(r"<[^>]+>", "", text).strip()
+        column: re.sub(r"<[^>]+>", "", text.replace("<br>", " ")).strip()
         for column, text in re.findall(r'<t[hd] class="field-(\w+)[^"]*"[^>]*>(.*?)</t[hd]>', row)
     }
 
@@ -52,7 +52,7 @@ def test_the_list_shows_started_duration_remote_user_size_and_ratio_in_human_uni
 
     assert cells["started"] == "2026-03-14 09:26"
     assert cells["recorded_duration"] == "1 h 02 min"
-    assert cells["remote_user"] == "CORP\\alice"
+    assert cells["account"] == "CORP\\alice"
     assert cells["status"] == "Stopped"
     assert cells["size_display"] == "12.3 MiB"
     assert cells["ratio"] == "3.2×"
