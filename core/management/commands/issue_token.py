@@ -2,7 +2,8 @@
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from rest_framework.authtoken.models import Token
+
+from core.services import api_key_issue
 
 
 class Command(BaseCommand):
@@ -18,10 +19,7 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(
-                f"No user named '{username}'. Create it first: "
-                f"python manage.py createsuperuser --username {username}"
+                f"No user named '{username}'. Create it first, then print its key: "
+                f"python manage.py create_user {username} --role recorder --token"
             )
-        if rotate:
-            Token.objects.filter(user=user).delete()
-        token, _ = Token.objects.get_or_create(user=user)
-        self.stdout.write(token.key)
+        self.stdout.write(api_key_issue(user=user, rotate=rotate))
