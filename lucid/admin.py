@@ -33,7 +33,7 @@ from core.admin import (
 from core.choices import ChunkStatus
 from core.errors import ApplicationError
 from core.models import AuditEntry
-from core.units import duration_text, ratio_text, size_text
+from core.units import ratio_text, size_text
 from pipeline_app import services as pipeline_services
 from pipeline_app.choices import PipelineState
 from pipeline_app.selectors import pipeline_status
@@ -187,7 +187,7 @@ class SessionAdmin(
             {
                 "fields": [
                     ("chunk_size_display", "compression_algorithm", "compression_level"),
-                    ("content_type", "duration"),
+                    ("content_type", "recorded_duration"),
                     ("created_at", "started_at", "stopped_at"),
                     ("last_data_at", "updated_at"),
                 ],
@@ -242,11 +242,6 @@ class SessionAdmin(
     @admin.display(description="backlog")
     def backlog_display(self, session: Session) -> str:
         return size_text(session.backlog_bytes)
-
-    @admin.display(description="duration")
-    def duration(self, session: Session) -> str:
-        """The recording's playing time, known once it has time marks."""
-        return duration_text(None if session.duration_ms is None else session.duration_ms / 1000)
 
     @admin.display(description="metadata")
     def metadata_json(self, session: Session) -> str:

@@ -332,15 +332,13 @@ def test_the_index_shows_the_key_figures(clients, role, history):
     assert figures["recording"] == "1 recording now"
     assert figures["sessions"] == "3 sessions"
     assert figures["stored"] == (
-        f"{size_text(stored)} stored, {ratio_text(500 * KIB, stored)} smaller than the "
-        f"{size_text(500 * KIB)} recorded"
+        f"{size_text(stored)} stored of {size_text(500 * KIB)} recorded "
+        f"({ratio_text(500 * KIB, stored)})"
     )
     assert figures["backlog"] == "0 bytes waiting to be stored"
     assert figures["failed"] == "0 failed chunks"
     assert figures["damaged"] == "1 damaged chunks"
-    assert figures["storage"].endswith(
-        "of the chunk store's space used; retention frees it above 90%"
-    )
+    assert figures["storage"].endswith("% of the store's space used (watermark 90%)")
     assert figures["backup"] == "never last full backup"
 
 
