@@ -288,9 +288,6 @@ def shoot(base: str, sessions: list[dict]) -> list[Path]:
                 page.click("input[type=submit]")
             save(page, "admin-index.png", full_page=True)
             page.goto(f"{base}/admin/sessions_app/session/")
-            # The navigation sidebar folded away (the browser remembers it), as on a small screen.
-            page.click("#toggle-nav-sidebar")
-            page.evaluate("window.scrollTo(0, 0)")
             save(page, "admin-sessions.png")
             page.goto(f"{base}/admin/sessions_app/session/{sessions[0]['id']}/change/")
             page.click("summary:has-text('Recording format and times')")
