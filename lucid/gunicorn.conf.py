@@ -6,6 +6,9 @@ import shutil
 import tempfile
 import time
 
+from lucid.env_file import env_file_load
+
+env_file_load()
 recorder = os.environ.get("LUCID_ROLE") == "recorder"
 # When the master read this file; on the embedded default, work begun before died with a prior run.
 service_started = time.time()

@@ -2,12 +2,17 @@
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from lucid.env_file import env_file_load
+
 BASE_DIR = Path(__file__).resolve().parent.parent
+# `.env` (or LUCID_ENV_FILE) fills in what the environment does not set, before anything is read.
+LUCID_ENV_FILE = env_file_load()
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -333,7 +338,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = LUCID_METADATA_MAX_BYTES * 4
 # --- REST framework -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "core.api.authentication.AccessTokenAuthentication",
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -385,7 +390,18 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-SIMPLE_JWT = {"AUTH_HEADER_TYPES": ("Bearer",)}
+# JWT lifetimes: an access token is sent with each request, the refresh token only to renew it.
+LUCID_ACCESS_TOKEN_MINUTES = env_int("LUCID_ACCESS_TOKEN_MINUTES", 5)
+LUCID_REFRESH_TOKEN_HOURS = env_int("LUCID_REFRESH_TOKEN_HOURS", 24)
+if LUCID_ACCESS_TOKEN_MINUTES < 1 or LUCID_REFRESH_TOKEN_HOURS < 1:
+    raise ImproperlyConfigured(
+        "LUCID_ACCESS_TOKEN_MINUTES and LUCID_REFRESH_TOKEN_HOURS must be at least 1."
+    )
+SIMPLE_JWT = {
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=LUCID_ACCESS_TOKEN_MINUTES),
+    "REFRESH_TOKEN_LIFETIME": timedelta(hours=LUCID_REFRESH_TOKEN_HOURS),
+}
 
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")

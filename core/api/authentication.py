@@ -1,10 +1,16 @@
-"""Authentication by a playback token in the query string, for the views a media player reads."""
+"""Authentication beyond DRF's own: JWT access tokens whose errors say what to do, and a
+playback token in the query string, for the views a media player reads."""
 
 from django.contrib.auth import get_user_model
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
+from rest_framework_simplejwt.tokens import AccessToken, Token
+from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from core.playback_tokens import (
     PlaybackGrant,
@@ -15,6 +21,50 @@ from core.playback_tokens import (
 
 TOKEN_PARAMETER = "token"
 READ_METHODS = frozenset({"GET", "HEAD"})
+# Where to get another JWT of each type.
+TOKEN_REMEDIES = {
+    "access": (
+        "get a new one from POST /api/v1/auth/token/refresh with your refresh token, "
+        "or a new pair from POST /api/v1/auth/token"
+    ),
+    "refresh": "get a new pair from POST /api/v1/auth/token with username and password",
+}
+
+
+def token_expired(
+    token_class: type[Token], raw_token: str | bytes
+) -> exceptions.AuthenticationFailed:
+    """401 `token_expired` for a JWT whose signature holds and whose time is up, saying when it
+    expired and where to get another."""
+    expired_at = datetime_from_epoch(token_class(raw_token, verify=False)["exp"])
+    kind = token_class.token_type
+    return exceptions.AuthenticationFailed(
+        f"The {kind} token expired at {expired_at.isoformat()}; {TOKEN_REMEDIES[kind]}.",
+        code="token_expired",
+    )
+
+
+class AccessTokenAuthentication(JWTAuthentication):
+    """`Authorization: Bearer <access>`; an expired token answers `token_expired`, any other
+    bad one `token_not_valid`, each saying where to get a good one."""
+
+    def get_validated_token(self, raw_token: bytes) -> Token:
+        try:
+            return AccessToken(raw_token)
+        except ExpiredTokenError:
+            raise token_expired(AccessToken, raw_token) from None
+        except TokenError as error:
+            raise exceptions.AuthenticationFailed(
+                f"The Bearer token is not a valid access token ({error}); "
+                f"{TOKEN_REMEDIES['access']}.",
+                code="token_not_valid",
+            ) from None
+
+
+class AccessTokenScheme(SimpleJWTScheme):
+    """The access token in the schema, as drf-spectacular describes simplejwt's."""
+
+    target_class = AccessTokenAuthentication
 
 
 def _refused(message: str, code: str) -> exceptions.PermissionDenied:

@@ -6,8 +6,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt import views as jwt_views
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, InvalidToken
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
+from rest_framework_simplejwt.tokens import RefreshToken
 
+from core.api.authentication import token_expired
 from core.api.schema import error_responses
 from core.api.serializers import AuditEntrySerializer
 from core.api.throttling import SharedScopedRateThrottle
@@ -35,6 +38,14 @@ class TokenObtainView(jwt_views.TokenObtainPairView):
 )
 class TokenRefreshView(jwt_views.TokenRefreshView):
     """A new access token for a refresh token that is valid and not expired."""
+
+    def post(self, request: Request, *args, **kwargs) -> Response:
+        try:
+            return super().post(request, *args, **kwargs)
+        except InvalidToken as error:
+            if isinstance(error.__cause__, ExpiredTokenError):
+                raise token_expired(RefreshToken, request.data["refresh"]) from None
+            raise
 
 
 class WhoAmIView(APIView):

@@ -76,15 +76,6 @@ def test_wrong_password_is_401(anonymous_client):
     assert response.json()["code"] == "no_active_account"
 
 
-def test_garbage_bearer_token_is_401(anonymous_client):
-    anonymous_client.credentials(HTTP_AUTHORIZATION="Bearer not.a.jwt")
-
-    response = anonymous_client.get("/api/v1/sessions")
-
-    assert response.status_code == 401
-    assert response.json()["code"] == "token_not_valid"
-
-
 def test_issue_token_prints_a_key_that_authenticates(capsys):
     UserFactory(username="recorder-7", roles=["recorder"])
 
@@ -153,12 +144,3 @@ def test_ensure_superuser_without_password_fails(monkeypatch):
 
     with pytest.raises(CommandError, match="DJANGO_SUPERUSER_PASSWORD"):
         call_command("ensure_superuser")
-
-
-def test_expired_or_invalid_jwt_says_so_plainly(anonymous_client):
-    anonymous_client.credentials(HTTP_AUTHORIZATION="Bearer not.a.jwt")
-
-    body = anonymous_client.get("/api/v1/sessions").json()
-
-    assert body["code"] == "token_not_valid"
-    assert body["message"] == "Given token not valid for any token type"
