@@ -1,20 +1,29 @@
-"""The audit trail in the operator console, and the read-only base the consoles' lists share."""
+"""The audit trail and users' roles in the operator console, and the read-only base the
+consoles' lists share."""
 
 import json
 import uuid
 from functools import reduce
 from operator import or_
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.models import AbstractUser, Group
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
+from core.choices import Role
 from core.db import is_mongodb
 from core.models import AuditEntry
+from core.roles import user_roles
+from core.services import user_roles_set
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -113,3 +122,80 @@ class AuditEntryAdmin(UUIDSearchMixin, ReadOnlyAdmin):
     @admin.display(description="detail")
     def detail_json(self, entry: AuditEntry) -> str:
         return format_html("<pre>{}</pre>", json.dumps(entry.detail, indent=2, sort_keys=True))
+
+
+ROLES_HELP = (
+    "What the user may do. Recorders upload through the API with a key (`manage.py issue_token "
+    "NAME`); operators and auditors log into this console, which also needs “Staff status”."
+)
+
+
+def _roles_field() -> forms.MultipleChoiceField:
+    return forms.MultipleChoiceField(
+        choices=Role.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text=ROLES_HELP,
+    )
+
+
+class UserRolesCreationForm(AdminUserCreationForm):
+    roles = _roles_field()
+
+
+class UserRolesChangeForm(UserChangeForm):
+    """Roles as checkboxes; the groups field keeps only the groups that are no role."""
+
+    roles = _roles_field()
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["roles"].initial = sorted(user_roles(self.instance))
+        groups = self.fields["groups"]
+        groups.queryset = Group.objects.exclude(name__in=Role.values)
+        groups.help_text = "Groups other than the roles above."
+
+
+class RoleFilter(admin.SimpleListFilter):
+    title = "role"
+    parameter_name = "role"
+    NONE = "none"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [*Role.choices, (self.NONE, "No role")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == self.NONE:
+            return queryset.exclude(groups__name__in=Role.values)
+        if self.value() in Role.values:
+            return queryset.filter(groups__name=self.value())
+        return queryset
+
+
+admin.site.unregister(get_user_model())
+
+
+@admin.register(get_user_model())
+class RoleUserAdmin(UserAdmin):
+    """Django's user admin with each user's roles shown in the list and set by checkboxes."""
+
+    form = UserRolesChangeForm
+    add_form = UserRolesCreationForm
+    list_display = ["username", "role_names", "is_staff", "is_active", "last_login"]
+    list_filter = [RoleFilter, "is_staff", "is_superuser", "is_active"]
+    fieldsets = [
+        UserAdmin.fieldsets[0],
+        ("Roles", {"fields": ["roles"]}),
+        *UserAdmin.fieldsets[1:],
+    ]
+    add_fieldsets = [
+        (None, {"classes": ["wide"], "fields": [*UserAdmin.add_fieldsets[0][1]["fields"], "roles"]})
+    ]
+
+    @admin.display(description="roles")
+    def role_names(self, user: AbstractUser) -> str:
+        return ", ".join(sorted(user_roles(user))) or "–"
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        user_roles_set(user=form.instance, roles=form.cleaned_data["roles"])
