@@ -2,8 +2,6 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PORT ?= 8080
-export PORT
 
 .PHONY: run serve test test-fast lint format bench migrate clean
 
