@@ -27,7 +27,8 @@ run: migrate
 
 # The five roles as local processes against DATABASE_URL, REDIS_URL and CELERY_BROKER_URL.
 serve: migrate
-	@test -n "$$CELERY_BROKER_URL" || { echo "make serve needs CELERY_BROKER_URL (and DATABASE_URL, REDIS_URL)"; exit 2; }
+	@test -n "$$CELERY_BROKER_URL" || grep -qs '^CELERY_BROKER_URL=.' "$${LUCID_ENV_FILE:-.env}" \
+	  || { echo "make serve needs CELERY_BROKER_URL (and DATABASE_URL, REDIS_URL), in the environment or .env"; exit 2; }
 	$(BIN)/honcho start --procfile Procfile $(SERVE_ROLES)
 
 test: lint
