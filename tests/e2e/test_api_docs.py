@@ -8,18 +8,13 @@ import pytest
 
 from tests.support.pages import loaded_urls
 from tests.support.ports import HOST
-from tests.support.server import LucidServer
+from tests.support.server import LucidServer, served
 
 
 @pytest.fixture(scope="module")
 def docs_server(tmp_path_factory) -> Iterator[LucidServer]:
-    lucid = LucidServer(tmp_path_factory.mktemp("lucid"))
-    lucid.migrate()
-    lucid.collect_static()
-    lucid.start()
-    yield lucid
-    lucid.kill()
-    print(f"--- server log ({lucid.log_path}) ---\n{lucid.log()}")
+    with served(tmp_path_factory.mktemp("lucid"), static=True) as lucid:
+        yield lucid
 
 
 def _get(server: LucidServer, path: str) -> tuple[int, bytes]:

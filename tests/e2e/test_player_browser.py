@@ -18,7 +18,7 @@ from tests.support.client import API, PASSWORD, USERNAME, ServiceClient, login, 
 from tests.support.media import Video, fragmented_mp4
 from tests.support.ports import HOST
 from tests.support.recorder import append_fragments, append_marked, video_session
-from tests.support.server import LucidServer
+from tests.support.server import LucidServer, served
 
 SECONDS = 60
 SEEK_SECONDS = 45
@@ -61,13 +61,8 @@ def video(tmp_path_factory) -> Video:
 @pytest.fixture(scope="module")
 def console(tmp_path_factory) -> Iterator[LucidServer]:
     """The service as `make run` serves it, with its static files collected (the player)."""
-    lucid = LucidServer(tmp_path_factory.mktemp("lucid"))
-    lucid.migrate()
-    lucid.collect_static()
-    lucid.start()
-    yield lucid
-    lucid.kill()
-    print(f"--- server log ({lucid.log_path}) ---\n{lucid.log()}")
+    with served(tmp_path_factory.mktemp("lucid"), static=True) as lucid:
+        yield lucid
 
 
 @pytest.fixture(scope="module")

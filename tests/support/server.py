@@ -96,10 +96,13 @@ class LucidServer:
 
 
 @contextmanager
-def served(root: Path, **variables: str) -> Iterator[LucidServer]:
-    """A migrated, started service under `root`, killed afterwards; its log printed for failures."""
+def served(root: Path, *, static: bool = False, **variables: str) -> Iterator[LucidServer]:
+    """A migrated, started service under `root` (with its static files collected if `static`),
+    killed afterwards; its log printed for failures."""
     lucid = LucidServer(root, **variables)
     lucid.migrate()
+    if static:
+        lucid.collect_static()
     lucid.start()
     yield lucid
     lucid.kill()
