@@ -1,6 +1,5 @@
 """`.env` read at startup (the environment wins over it), and the JWT lifetimes it may set."""
 
-import json
 import shutil
 import subprocess
 import sys
@@ -8,31 +7,22 @@ import sys
 import pytest
 
 from tests.support.processes import REPO
+from tests.support.settings_process import settings_loaded, settings_value
 
 SETTINGS = (
-    "import json, lucid.settings as s; "
-    "print(json.dumps({'page_size': s.LUCID_PAGE_SIZE, "
+    "{'page_size': s.LUCID_PAGE_SIZE, "
     "'access': s.SIMPLE_JWT['ACCESS_TOKEN_LIFETIME'].total_seconds(), "
-    "'refresh': s.SIMPLE_JWT['REFRESH_TOKEN_LIFETIME'].total_seconds()}))"
+    "'refresh': s.SIMPLE_JWT['REFRESH_TOKEN_LIFETIME'].total_seconds()}"
 )
 
 
 def _start(tmp_path, project=REPO, **environment: str) -> subprocess.CompletedProcess:
     """A fresh process of `project` loading the settings, given only `environment`."""
-    return subprocess.run(
-        [sys.executable, "-c", SETTINGS],
-        cwd=project,
-        env={"PATH": "/usr/bin:/bin", "LUCID_STORAGE_PATH": str(tmp_path), **environment},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return settings_loaded(SETTINGS, storage=tmp_path, project=project, **environment)
 
 
 def _settings(tmp_path, project=REPO, **environment: str) -> dict:
-    started = _start(tmp_path, project, **environment)
-    assert started.returncode == 0, started.stderr
-    return json.loads(started.stdout)
+    return settings_value(SETTINGS, storage=tmp_path, project=project, **environment)
 
 
 @pytest.fixture

@@ -1,33 +1,17 @@
 """Settings a deployment gives through the environment, computed in a process of their own:
 secrets read from files (Docker secrets), the TLS proxy's scheme, the worker pool."""
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from tests.support.processes import REPO
+from tests.support.settings_process import settings_value
 
 PASSWORD = "p@ss/w:rd"
 
 
 def _settings(tmp_path, names: list[str], **environment: str) -> dict:
     """The named settings of a fresh process given only `environment`."""
-    code = (
-        "import json, lucid.settings as s; "
-        f"print(json.dumps({{name: getattr(s, name, None) for name in {names!r}}}, default=str))"
-    )
-    completed = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        env={"PATH": "/usr/bin:/bin", "LUCID_STORAGE_PATH": str(tmp_path), **environment},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(completed.stdout)
+    expression = f"{{name: getattr(s, name, None) for name in {names!r}}}"
+    return settings_value(expression, storage=tmp_path, **environment)
 
 
 @pytest.fixture
