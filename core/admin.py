@@ -176,8 +176,9 @@ admin.site.unregister(get_user_model())
 
 
 @admin.register(get_user_model())
-class RoleUserAdmin(UserAdmin):
-    """Django's user admin with each user's roles shown in the list and set by checkboxes."""
+class RoleUserAdmin(AuditHistoryMixin, UserAdmin):
+    """Django's user admin with each user's roles shown in the list and set by checkboxes; its
+    History button opens what the user did, from the audit trail."""
 
     form = UserRolesChangeForm
     add_form = UserRolesCreationForm
@@ -191,6 +192,9 @@ class RoleUserAdmin(UserAdmin):
     add_fieldsets = [
         (None, {"classes": ["wide"], "fields": [*UserAdmin.add_fieldsets[0][1]["fields"], "roles"]})
     ]
+
+    def audit_lookups(self, user: AbstractUser) -> dict[str, object]:
+        return {"actor": user.username}
 
     @admin.display(description="roles")
     def role_names(self, user: AbstractUser) -> str:

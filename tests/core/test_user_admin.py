@@ -5,6 +5,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.test import Client
 
+from core.choices import AuditAction
+from core.models import AuditEntry
 from core.roles import user_roles
 from tests.factories import UserFactory
 
@@ -87,3 +89,14 @@ def test_a_user_added_in_the_console_gets_the_roles_checked(superuser_browser):
 
     assert response.status_code == 302
     assert user_roles(_reloaded("audrey")) == {"auditor"}
+
+
+def test_a_users_history_button_opens_what_they_did_in_the_audit_trail(superuser_browser):
+    alice = UserFactory(username="alice", roles=["auditor"])
+    AuditEntry.objects.create(actor="alice", action=AuditAction.SESSION_UPDATED)
+    AuditEntry.objects.create(actor="bob", action=AuditAction.SESSION_DELETED)
+
+    response = superuser_browser.get(f"{USERS}{alice.pk}/history/", follow=True)
+
+    assert response.redirect_chain == [("/admin/lucid/auditentry/?actor=alice", 302)]
+    assert [entry.actor for entry in response.context["cl"].result_list] == ["alice"]
