@@ -40,11 +40,13 @@ API_ONLY_ROUTES = [
 ]
 
 
-def test_a_role_takes_its_secret_key_from_a_file(monkeypatch, tmp_path):
+def test_a_role_takes_its_secret_key_from_a_file(monkeypatch, tmp_path, settings):
     key_file = tmp_path / "django_secret_key"
     key_file.write_text("k" * 50)
     monkeypatch.delenv("DJANGO_SECRET_KEY", raising=False)
     monkeypatch.setenv("DJANGO_SECRET_KEY_FILE", str(key_file))
+    # Without a broker the role stops at the next check instead of becoming a Celery worker.
+    settings.CELERY_TASK_ALWAYS_EAGER = True
 
     with pytest.raises(CommandError) as refused:
         call_command("serve", "processor")
