@@ -64,6 +64,7 @@ KILL_WINDOW_SECONDS = 60
 WRITERS_SECONDS = 180
 STORED_SECONDS = 180
 HTTP_SECONDS = 60
+BUSY_SECONDS = 120
 LOG_TAIL_LINES = 300
 DATABASE_NAME = f"lucid_topology_s3_{os.getpid()}"
 WATCHDOG_TASK = "lucid: pipeline watchdog"
@@ -230,6 +231,18 @@ def _send(port: int, method: str, path: str, token: str, body: bytes = b"", head
 LOST = (OSError, http.client.HTTPException)
 
 
+def _busy(status: int, answer: dict, *, since: float) -> bool:
+    """Whether to send again after a 503 `database_busy`, which stored nothing, as a recorder
+    does until BUSY_SECONDS after `since` (on MongoDB a process killed inside a transaction holds
+    its documents for up to a minute)."""
+    if status != 503 or answer.get("code") != "database_busy":
+        return False
+    if time.monotonic() - since > BUSY_SECONDS:
+        return False
+    time.sleep(1)
+    return True
+
+
 @dataclass
 class Writer:
     """Appends `data` piece by piece through its preferred recorder (the other when it is down).
@@ -257,7 +270,7 @@ class Writer:
             self.failures.append(repr(error))
 
     def _run(self) -> None:
-        position = 0
+        position, acked_at = 0, time.monotonic()
         while position < len(self.data):
             if position >= len(self.data) // 2 and not self.halfway.is_set():
                 self.halfway.set()
@@ -274,12 +287,14 @@ class Writer:
             if status == 409 and answer.get("code") == "stream_conflict":
                 self.conflicts += 1
                 continue
+            if _busy(status, answer, since=acked_at):
+                continue
             if status != 200:
                 self.failures.append(f"POST :{port}{path} -> {status} {answer}")
                 return
             assert answer["received"] == len(piece), answer
             self.acked.append((answer["offset"] - answer["received"], piece))
-            position += len(piece)
+            position, acked_at = position + len(piece), time.monotonic()
 
 
 @dataclass
@@ -310,6 +325,7 @@ class Putter:
             path = f"{API}/sessions/{self.session_id}/chunks/{sequence}"
             headers = {"Content-Digest": content_digest(piece)}
             attempt = 0
+            first_sent = time.monotonic()
             while True:
                 recorder = ("recorder-a", "recorder-b")[(sequence + attempt) % 2]
                 port = self.topology.recorder_port(recorder)
@@ -319,6 +335,8 @@ class Putter:
                     self.lost += 1
                     attempt += 1
                     time.sleep(0.05)
+                    continue
+                if _busy(status, answer, since=first_sent):
                     continue
                 if status not in (200, 201):
                     self.failures.append(f"PUT :{port}{path} -> {status} {answer}")
