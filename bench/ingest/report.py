@@ -59,6 +59,9 @@ TRANSFERS: list[tuple[str, Callable[[KindResult], CpuTime]]] = [
 ]
 
 
+INGEST_CPU_TARGET = 1.3
+
+
 class WorkerMemory(NamedTuple):
     idle: int
     peak: int
@@ -90,6 +93,17 @@ def print_s3_against_filesystem(results: list[KindResult]) -> None:
         )
 
 
+def print_ingest_cpu_target(results: list[KindResult]) -> None:
+    """Each b/a CPU beside issue 19's target for the ingest's CPU over the plain pipeline's."""
+    ratios = []
+    for result in results:
+        ratio = statistics.median(result.ingest_cpu_ratios)
+        ratios.append(
+            f"{label(result)} {ratio:.2f} ({'met' if ratio <= INGEST_CPU_TARGET else 'not met'})"
+        )
+    print(f"b/a CPU against the target <= {INGEST_CPU_TARGET}x: {'; '.join(ratios)}")
+
+
 def print_report(
     results: list[KindResult],
     options: argparse.Namespace,
@@ -98,6 +112,7 @@ def print_report(
     print_table("storage, kind", results, label, COLUMNS)
     print()
     print_table("storage, kind", results, label, CPU_COLUMNS)
+    print_ingest_cpu_target(results)
     print_s3_against_filesystem(results)
     passed_through = ", ".join(
         f"{label(result)} {result.passthrough_zstd_chunks} of {options.chunks}"

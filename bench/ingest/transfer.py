@@ -104,7 +104,13 @@ def upload_chunks(
         return [latency for upload in uploads for latency in upload.result()]
 
 
-def wait_until_stored(client: ApiClient, session_id: str, count: int) -> None:
+def wait_until_stored(
+    client: ApiClient,
+    session_id: str,
+    count: int,
+    *,
+    poll_seconds: float = PIPELINE_POLL_SECONDS,
+) -> None:
     deadline = time.monotonic() + PIPELINE_TIMEOUT_SECONDS
     while True:
         pipeline = client.call("GET", f"{API}/sessions/{session_id}/pipeline")
@@ -118,7 +124,7 @@ def wait_until_stored(client: ApiClient, session_id: str, count: int) -> None:
             raise BenchmarkError(
                 f"{count} chunks not stored after {PIPELINE_TIMEOUT_SECONDS} s: {pipeline}"
             )
-        time.sleep(PIPELINE_POLL_SECONDS)
+        time.sleep(poll_seconds)
 
 
 @dataclass(frozen=True)
