@@ -57,3 +57,5 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.encryption
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.seek
+	$(BIN)/python -m bench.costs
+	$(BIN)/python -m bench.sessions

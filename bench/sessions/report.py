@@ -1,0 +1,84 @@
+"""The sessions benchmark's report: a row for each number of sessions tried, then the largest
+that kept its ack p99 under the bound with no error, beside the target."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from bench.measure import percentile
+from bench.report import print_machine, print_table
+from bench.sessions.load import StepLoad
+
+ACK_P99_BOUND_SECONDS = 0.250
+TARGET_SESSIONS = 300
+
+
+def passed(step: StepLoad) -> bool:
+    """No error, and the ack p99 under the bound."""
+    if step.errors or not step.acks:
+        return False
+    return percentile(step.acks, 0.99) < ACK_P99_BOUND_SECONDS
+
+
+def appends(step: StepLoad) -> int:
+    return len(step.acks) + step.errors.total()
+
+
+def milliseconds(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def percentile_ms(values: list[float], fraction: float) -> str:
+    return milliseconds(percentile(values, fraction)) if values else "-"
+
+
+def share_of_core(cpu_seconds: float, step: StepLoad) -> str:
+    return f"{cpu_seconds / step.seconds * 100:.0f}%"
+
+
+COLUMNS = [
+    ("appends", lambda step: str(appends(step))),
+    ("errors", lambda step: str(step.errors.total())),
+    ("ack p50 ms", lambda step: percentile_ms(step.acks, 0.50)),
+    ("ack p99 ms", lambda step: percentile_ms(step.acks, 0.99)),
+    ("late p99 ms", lambda step: percentile_ms(step.lateness, 0.99)),
+    ("appends/s", lambda step: f"{appends(step) / step.seconds:.1f}"),
+    ("CPU-ms/append", lambda step: milliseconds(step.service_cpu_seconds / appends(step))),
+    ("service CPU", lambda step: share_of_core(step.service_cpu_seconds, step)),
+    ("client CPU", lambda step: share_of_core(step.client_cpu_seconds, step)),
+    ("passed", lambda step: "yes" if passed(step) else "no"),
+]
+
+
+def world_description(broker: bool) -> str:
+    database = os.environ.get("DATABASE_URL", "").partition(":")[0] or "SQLite (embedded default)"
+    tasks = "one Celery worker" if broker else "tasks in-process"
+    return f"database: {database}, broker: {'yes, ' if broker else 'no, '}{tasks}"
+
+
+def print_report(
+    steps: list[StepLoad], *, options: argparse.Namespace, connections: str, broker: bool
+) -> None:
+    print_table("sessions", steps, lambda step: str(step.sessions), COLUMNS)
+    for step in steps:
+        for error, count in step.errors.most_common(3):
+            print(f"{step.sessions} sessions: {count} x {error}")
+    best = max((step.sessions for step in steps if passed(step)), default=0)
+    if best >= TARGET_SESSIONS:
+        verdict = "met"
+    elif all(passed(step) for step in steps):
+        verdict = "not reached: every step tried passed"
+    else:
+        verdict = "not met"
+    print(
+        f"largest number of sessions with ack p99 < {ACK_P99_BOUND_SECONDS * 1000:.0f} ms and no"
+        f" error: {best or 'none of those tried'} (target >= {TARGET_SESSIONS}: {verdict})"
+    )
+    print_machine(world_description(broker))
+    print(
+        f"run: {options.seconds} s a step, {options.append_kib} KiB an append, chunks of"
+        f" {options.chunk_kib} KiB, {options.workers} gunicorn workers, {connections} client"
+        " connections (one per session up to --connections); service CPU and client CPU are"
+        " shares of one core over the step"
+    )
