@@ -30,3 +30,10 @@ def print_machine(details: str) -> None:
         f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python"
         f" {platform.python_version()}, {details}"
     )
+
+
+def world_description(broker: bool) -> str:
+    """The service's database (from DATABASE_URL) and where its tasks run."""
+    database = os.environ.get("DATABASE_URL", "").partition(":")[0] or "SQLite (embedded default)"
+    tasks = "one Celery worker" if broker else "tasks in-process"
+    return f"database: {database}, broker: {'yes, ' if broker else 'no, '}{tasks}"

@@ -9,6 +9,8 @@ CELERY_BROKER_URL is set; DATABASE_URL, REDIS_URL and CELERY_BROKER_URL are take
 caller's environment, as in bench.ingest) answers one client on one keep-alive connection.
 In each of --rounds rounds, one case after another:
 
+0. nothing for a second: what the idle service spends (timers, a Celery worker's heartbeats) is
+   in every other case's window too, in proportion to its length;
 1. `GET /auth/me` --requests times: a trivial authenticated DRF view, the floor of every request
    (authentication, routing, middleware, rendering);
 2. 64 KiB chunk ingest: --small-chunks screen-like chunks PUT one after another into a new

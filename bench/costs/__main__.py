@@ -16,6 +16,7 @@ from bench.costs.cases import (
     Cost,
     download_paths,
     downloads,
+    idle,
     measured,
     small_chunk_ingest,
     trivial_requests,
@@ -35,6 +36,8 @@ SMALL_CHUNK_SIZE = 64 * 1024
 NGINX_DOWNLOADS_FACTOR = 10
 LARGE_CHUNK_SIZE = 10 * MIB
 
+IDLE = "idle service, for 1 s"
+IDLE_SECONDS = 1.0
 TRIVIAL = "GET /auth/me (trivial view)"
 SMALL_INGEST = "64 KiB chunk ingest, PUT to stored"
 SMALL_DOWNLOAD = "64 KiB chunk download"
@@ -127,6 +130,7 @@ def measure_round(
     requests, large_downloads = options.requests, options.large_downloads
     with ApiClient(port, token) as client:
         costs = {
+            IDLE: measured(pids, 1, partial(idle, IDLE_SECONDS)),
             TRIVIAL: measured(pids, requests, partial(trivial_requests, client, requests)),
             SMALL_INGEST: measured(
                 pids,

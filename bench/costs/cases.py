@@ -19,7 +19,7 @@ from bench.ingest.transfer import (
 )
 from bench.measure import megabytes_per_second, process_trees_cpu_seconds
 
-# Sparse polls: each one costs the service about a trivial request, counted in the ingest's CPU.
+# Sparser than bench.ingest's: wall time is not measured here, only CPU.
 PIPELINE_POLL_SECONDS = 0.2
 
 
@@ -36,6 +36,11 @@ def measured(pids: list[int], operations: int, work: Callable[[], float | None])
     before = process_trees_cpu_seconds(pids)
     speed = work()
     return Cost((process_trees_cpu_seconds(pids) - before) / operations, speed)
+
+
+def idle(seconds: float) -> None:
+    """Nothing for `seconds`: what the service spends meanwhile is in every other case's window."""
+    time.sleep(seconds)
 
 
 def trivial_requests(client: ApiClient, count: int) -> None:

@@ -4,11 +4,12 @@ its floor of the same run, beside the issue's target."""
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 from dataclasses import dataclass
 
 from bench.costs.cases import Cost
-from bench.report import print_machine, print_table
+from bench.report import print_machine, print_table, world_description
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,10 @@ def print_report(
         if comparison.floor not in rounds:
             print(f"{comparison.case}: no nginx floor, skipped ({nginx_note})")
     print(f"nginx: {nginx_note}; stored algorithms of the 10 MiB chunks: {algorithms}")
-    print_machine(f"broker: {'yes, one Celery worker' if broker else 'no, tasks in-process'}")
+    load = ", ".join(f"{average:.1f}" for average in os.getloadavg())
+    print_machine(
+        f"{world_description(broker)}, load average {load} (1, 5, 15 min; this run included)"
+    )
     print(
         f"run: {options.rounds} rounds; per round {options.requests} trivial requests and 64 KiB"
         f" downloads, {options.small_chunks} chunks of 64 KiB, {options.large_downloads} downloads"

@@ -42,7 +42,8 @@ CPU time, per chunk: for (b), (c) and (c2), the user+system time of every proces
 before and after, in the kernel's 10 ms ticks per process (with 24 chunks, about 0.4 ms a chunk
 resolves); the S3 server's process is read the same way and shown apart ("S3 server"): it is
 the bucket's cost, not the service's. (b)'s window includes the pipeline polls (one with tasks
-in-process, where a PUT's 201 comes after its chunk is stored; one every 10 ms with a broker).
+in-process, where a PUT's 201 comes after its chunk is stored; one every 50 ms with a broker,
+each costing the service about a trivial request: a few ms a second of waiting).
 The floor of (b) is (a)'s CPU time in this process (one thread), and "b/a CPU" the median of
 each round's (b)/(a), printed again beside the target of issue 19 (at most 1.3, with and without
 PostgreSQL + Celery). CPU time leaves out waiting, so it holds steadier than MB/s on a machine

@@ -4,6 +4,7 @@ bounded pool of keep-alive connections; the acks, the errors and the CPU time th
 from __future__ import annotations
 
 import http.client
+import os
 import threading
 import time
 from collections import Counter
@@ -54,8 +55,9 @@ class Outcome:
 
 @dataclass(frozen=True)
 class StepLoad:
-    """The step's appends as measured: acks, lateness and errors from every connection, and the
-    CPU seconds of the service's processes and of this client process."""
+    """The step's appends as measured: acks, lateness and errors from every connection, the CPU
+    seconds of the service's processes and of this client process, and the machine's 1-minute
+    load average at its end."""
 
     sessions: int
     acks: list[float]
@@ -64,6 +66,7 @@ class StepLoad:
     seconds: float
     service_cpu_seconds: float
     client_cpu_seconds: float
+    load_average: float
 
 
 def start_sessions(port: int, token: str, count: int, chunk_size: int) -> list[str]:
@@ -181,4 +184,5 @@ def run_step(
         seconds=elapsed,
         service_cpu_seconds=process_trees_cpu_seconds(pids) - cpu_before,
         client_cpu_seconds=time.process_time() - client_before,
+        load_average=os.getloadavg()[0],
     )

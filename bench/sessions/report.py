@@ -4,10 +4,9 @@ that kept its ack p99 under the bound with no error, beside the target."""
 from __future__ import annotations
 
 import argparse
-import os
 
 from bench.measure import percentile
-from bench.report import print_machine, print_table
+from bench.report import print_machine, print_table, world_description
 from bench.sessions.load import StepLoad
 
 ACK_P99_BOUND_SECONDS = 0.250
@@ -47,14 +46,9 @@ COLUMNS = [
     ("CPU-ms/append", lambda step: milliseconds(step.service_cpu_seconds / appends(step))),
     ("service CPU", lambda step: share_of_core(step.service_cpu_seconds, step)),
     ("client CPU", lambda step: share_of_core(step.client_cpu_seconds, step)),
+    ("load", lambda step: f"{step.load_average:.1f}"),
     ("passed", lambda step: "yes" if passed(step) else "no"),
 ]
-
-
-def world_description(broker: bool) -> str:
-    database = os.environ.get("DATABASE_URL", "").partition(":")[0] or "SQLite (embedded default)"
-    tasks = "one Celery worker" if broker else "tasks in-process"
-    return f"database: {database}, broker: {'yes, ' if broker else 'no, '}{tasks}"
 
 
 def print_report(
