@@ -14,7 +14,8 @@ In each of --rounds rounds, one case after another:
 1. `GET /auth/me` --requests times: a trivial authenticated DRF view, the floor of every request
    (authentication, routing, middleware, rendering);
 2. 64 KiB chunk ingest: --small-chunks screen-like chunks PUT one after another into a new
-   session of 64 KiB chunks (zstd 6), until the pipeline reports them stored. This is the fixed
+   session of 64 KiB chunks (zstd 6, started before the clock), until the pipeline reports them
+   stored. This is the fixed
    cost of a chunk, request and processing together (the Celery worker's included); the
    pipeline is polled every 0.2 s, each poll costing about a trivial request;
 3. 64 KiB chunk download: --requests `GET .../download` of such chunks (stored with zstd, sent

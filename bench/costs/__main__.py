@@ -6,6 +6,7 @@ import argparse
 import hashlib
 import secrets
 import sys
+import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -16,7 +17,6 @@ from bench.costs.cases import (
     Cost,
     download_paths,
     downloads,
-    idle,
     measured,
     small_chunk_ingest,
     trivial_requests,
@@ -129,13 +129,14 @@ def measure_round(
     large_buffer = preallocated_buffer(LARGE_CHUNK_SIZE)
     requests, large_downloads = options.requests, options.large_downloads
     with ApiClient(port, token) as client:
+        small_session = start_recording_session(client, "small", SMALL_CHUNK_SIZE)
         costs = {
-            IDLE: measured(pids, 1, partial(idle, IDLE_SECONDS)),
+            IDLE: measured(pids, 1, partial(time.sleep, IDLE_SECONDS)),
             TRIVIAL: measured(pids, requests, partial(trivial_requests, client, requests)),
             SMALL_INGEST: measured(
                 pids,
                 len(small.chunks),
-                partial(small_chunk_ingest, port, token, small.chunks, small.digests),
+                partial(small_chunk_ingest, client, small_session, small.chunks, small.digests),
             ),
             SMALL_DOWNLOAD: measured(
                 pids,

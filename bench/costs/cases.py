@@ -11,12 +11,7 @@ from dataclasses import dataclass
 from bench.client import API, ApiClient, UnexpectedResponse
 from bench.errors import BenchmarkError
 from bench.ingest.limits import read_into
-from bench.ingest.transfer import (
-    chunk_path,
-    start_recording_session,
-    upload_chunks,
-    wait_until_stored,
-)
+from bench.ingest.transfer import chunk_path, put_chunk, wait_until_stored
 from bench.measure import megabytes_per_second, process_trees_cpu_seconds
 
 # Sparser than bench.ingest's: wall time is not measured here, only CPU.
@@ -38,11 +33,6 @@ def measured(pids: list[int], operations: int, work: Callable[[], float | None])
     return Cost((process_trees_cpu_seconds(pids) - before) / operations, speed)
 
 
-def idle(seconds: float) -> None:
-    """Nothing for `seconds`: what the service spends meanwhile is in every other case's window."""
-    time.sleep(seconds)
-
-
 def trivial_requests(client: ApiClient, count: int) -> None:
     """GET /auth/me `count` times: authentication, routing, middleware, rendering, no work."""
     path = f"{API}/auth/me"
@@ -53,12 +43,13 @@ def trivial_requests(client: ApiClient, count: int) -> None:
             raise UnexpectedResponse("GET", path, response.status, body)
 
 
-def small_chunk_ingest(port: int, token: str, chunks: list[bytes], digests: list[bytes]) -> None:
-    """PUT `chunks` one after another into a new session of their size, until all are stored."""
-    with ApiClient(port, token) as client:
-        session_id = start_recording_session(client, "small", len(chunks[0]))
-        upload_chunks(port, token, session_id, chunks, digests, clients=1)
-        wait_until_stored(client, session_id, len(chunks), poll_seconds=PIPELINE_POLL_SECONDS)
+def small_chunk_ingest(
+    client: ApiClient, session_id: str, chunks: list[bytes], digests: list[bytes]
+) -> None:
+    """PUT `chunks` one after another into the session, until all are stored."""
+    for sequence, (chunk, digest) in enumerate(zip(chunks, digests, strict=True)):
+        put_chunk(client, session_id, sequence, chunk, digest)
+    wait_until_stored(client, session_id, len(chunks), poll_seconds=PIPELINE_POLL_SECONDS)
 
 
 def download_paths(session_id: str, count: int) -> list[str]:
