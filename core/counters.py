@@ -3,19 +3,21 @@
 Reading them is one small query however many rows they count; every process (gunicorn
 workers, Celery workers, other machines) sees the same exact values.
 
-On SQL databases writers lock the rows they change in key order, after the session row of their
-event, so that they never deadlock. MongoDB has no row locks and aborts one of two transactions
-that write the same document, so there an event inserts its own `CounterDelta` instead (an
-insert never conflicts), reads add the deltas not yet folded, and every few events a fold moves
-them into the counters in a transaction of its own.
+An event's deltas go to its counters in one UPDATE. On PostgreSQL writers lock the rows they
+change first, in key order, after the session row of their event, so that they never deadlock;
+SQLite has one writer at a time and needs no row locks. MongoDB has no row locks and aborts one
+of two transactions that write the same document, so there an event inserts its own
+`CounterDelta` instead (an insert never conflicts), reads add the deltas not yet folded, and
+every few events a fold moves them into the counters in a transaction of its own.
 """
 
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
-from django.db import IntegrityError
-from django.db.models import BigIntegerField, Case, F, Value, When
+from django.db import IntegrityError, connection
+from django.db.models import Case, F, Value, When
+from django.db.models.lookups import In
 
 from core.db import atomic, atomic_retried, is_mongodb, is_transient, on_commit
 from core.models import Counter, CounterDelta
@@ -25,28 +27,25 @@ FOLD_BATCH = 5000
 
 _known_keys: set[str] = set()
 _events = itertools.count(1)
+# Built once: the parts of the UPDATE that do not depend on the event.
+_KEY_COLUMN = Counter._meta.get_field("key").get_col(Counter._meta.db_table)
+_VALUE_FIELD = Counter._meta.get_field("value")
+_KEYS_LOCKED = Counter.objects.order_by("key").select_for_update().values_list("key", flat=True)
 
 
 def counters_add(deltas: Mapping[str, int]) -> None:
     """Add each delta to its counter; a counter not seen before starts at zero."""
-    keys = sorted(key for key, delta in deltas.items() if delta)
-    if not keys:
+    changes = {key: deltas[key] for key in sorted(deltas) if deltas[key]}
+    if not changes:
         return
     if is_mongodb():
-        _delta_add({key: deltas[key] for key in keys})
+        _delta_add(changes)
         return
-    with atomic():
-        _create_missing(keys, known=_known_keys)
-        if len(_lock(keys)) != len(keys):
-            _known_keys.clear()
-            _create_missing(keys, known=set())
-            _lock(keys)
-        increment = Case(
-            *(When(key=key, then=Value(deltas[key])) for key in keys),
-            default=Value(0),
-            output_field=BigIntegerField(),
-        )
-        Counter.objects.filter(key__in=keys).update(value=F("value") + increment)
+    with atomic(savepoint=False):
+        if connection.features.has_select_for_update:
+            _add_in_key_order(changes)
+        else:
+            _add_alone(changes)
 
 
 def counters_set(values: Mapping[str, int]) -> None:
@@ -111,13 +110,55 @@ def _delta_add(deltas: dict[str, int]) -> None:
         on_commit(counters_fold)
 
 
+def _add_in_key_order(deltas: dict[str, int]) -> None:
+    """Lock the counters in key order, then add: concurrent writers never deadlock (PostgreSQL)."""
+    keys = list(deltas)
+    _create_missing(keys, known=_known_keys)
+    if len(_lock(keys)) != len(keys):  # deleted since this process saw them
+        _known_keys.clear()
+        _create_missing(keys, known=set())
+        _lock(keys)
+    _update(deltas)
+
+
+def _add_alone(deltas: dict[str, int]) -> None:
+    """Add with no row locks: SQLite's one writer holds the whole database until it commits.
+
+    So nothing changes between the UPDATE and the rows read after it: the counters missing from
+    the UPDATE are exactly those to create, each with its delta.
+    """
+    if _update(deltas) == len(deltas):
+        return
+    present = set(Counter.objects.filter(key__in=list(deltas)).values_list("key", flat=True))
+    Counter.objects.bulk_create(
+        [Counter(key=key, value=delta) for key, delta in deltas.items() if key not in present]
+    )
+
+
+def _update(deltas: dict[str, int]) -> int:
+    """Add `deltas` to their counters in one UPDATE; how many counters it changed.
+
+    Keys with the same delta share one WHEN; the last delta is the ELSE, as the WHERE leaves no
+    other key to it.
+    """
+    keys_by_delta: dict[int, list[str]] = defaultdict(list)
+    for key, delta in deltas.items():
+        keys_by_delta[delta].append(key)
+    *others, (last_delta, _) = keys_by_delta.items()
+    increment = Case(
+        *(When(In(_KEY_COLUMN, keys), then=Value(delta, _VALUE_FIELD)) for delta, keys in others),
+        default=Value(last_delta, _VALUE_FIELD),
+        output_field=_VALUE_FIELD,
+    )
+    return Counter.objects.filter(key__in=list(deltas)).update(value=F("value") + increment)
+
+
 def _create_missing(keys: list[str], *, known: set[str]) -> None:
     unknown = [key for key in keys if key not in known]
     if unknown:
         Counter.objects.bulk_create([Counter(key=key) for key in unknown], ignore_conflicts=True)
-        _known_keys.update(unknown)
+        on_commit(lambda: _known_keys.update(unknown))
 
 
 def _lock(keys: list[str]) -> list[str]:
-    rows = Counter.objects.filter(key__in=keys).order_by("key").select_for_update()
-    return list(rows.values_list("key", flat=True))
+    return list(_KEYS_LOCKED.filter(key__in=keys))

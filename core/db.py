@@ -23,14 +23,16 @@ def is_mongodb() -> bool:
     return connection.vendor == "mongodb"
 
 
-def atomic():
+def atomic(*, savepoint: bool = True):
     """A transaction on the default database.
 
-    On SQL databases nested calls become savepoints. On MongoDB, Django's own atomic() does
-    nothing: django-mongodb-backend's starts a multi-document transaction (replica sets only),
-    and nested calls join it; no code of ours relies on an inner block rolling back alone.
+    On SQL databases nested calls become savepoints, or with `savepoint=False` join the outer
+    transaction (no statements; an error in them rolls the whole transaction back). On MongoDB,
+    Django's own atomic() does nothing: django-mongodb-backend's starts a multi-document
+    transaction (replica sets only), and nested calls join it; no code of ours relies on an
+    inner block rolling back alone.
     """
-    return _mongodb_atomic() if is_mongodb() else transaction.atomic()
+    return _mongodb_atomic() if is_mongodb() else transaction.atomic(savepoint=savepoint)
 
 
 def lock_rows(rows: QuerySet, **touch: Any) -> QuerySet:

@@ -5,10 +5,12 @@ always equal a recount of the rows they count.
 """
 
 import uuid
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.core.cache import cache
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
 from django.utils import timezone
 
 from core.choices import ChunkStatus
@@ -19,6 +21,7 @@ from sessions_app.models import Session
 SYSTEM_TOTALS_CACHE_KEY = "lucid:statistics:system"
 DAMAGED_TOTAL = "chunks.damaged_total"
 PROCESSING_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf"))
+_SESSION_FIELDS = {field.name: field for field in Session._meta.concrete_fields}
 
 
 @dataclass
@@ -155,19 +158,36 @@ def session_restored(*, session: Session) -> Tally:
     return Tally(system={key: -delta for key, delta in removed.system.items()})
 
 
+def tally_merge(*tallies: Tally) -> Tally:
+    """One tally with the changes of all `tallies`, to apply at once; those that cancel out go."""
+    return Tally(
+        session=_deltas_sum(tally.session for tally in tallies),
+        system=_deltas_sum(tally.system for tally in tallies),
+    )
+
+
+def _deltas_sum(parts: Iterable[dict[str, int]]) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for deltas in parts:
+        total.update(deltas)
+    return {name: delta for name, delta in total.items() if delta}
+
+
 def tally_apply(*, session_id: uuid.UUID | None, tally: Tally, only_if: Q | None = None) -> bool:
     """Add the tally in the caller's transaction; with `only_if`, only if the session matches.
 
     Returns False (and changes nothing) when the session does not match.
     """
     if tally.session:
-        changes = {name: F(name) + delta for name, delta in tally.session.items()}
+        now = timezone.now()
+        changes = {
+            name: F(name) + Value(delta, _SESSION_FIELDS[name])
+            for name, delta in tally.session.items()
+        }
         if "chunk_count" in tally.session:
-            changes["last_data_at"] = timezone.now()
-        sessions = Session.objects.filter(pk=session_id)
-        if only_if is not None:
-            sessions = sessions.filter(only_if)
-        if not sessions.update(**changes, updated_at=timezone.now()):
+            changes["last_data_at"] = now
+        conditions = () if only_if is None else (only_if,)
+        if not Session.objects.filter(*conditions, pk=session_id).update(**changes, updated_at=now):
             return False
     if tally.system:
         counters_add(tally.system)
