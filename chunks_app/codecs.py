@@ -311,6 +311,15 @@ CODECS: dict[str, Codec] = {
 }
 
 
+def compress_if_smaller(data: bytes, *, algorithm: str, level: int) -> tuple[str, bytes]:
+    """The algorithm and bytes a chunk is kept in: `data` compressed, or as it is (`none`) when
+    compressing does not make it smaller."""
+    compressed = get_codec(algorithm).compress(data, level=level)
+    if len(compressed) >= len(data):
+        return CompressionAlgorithm.NONE, data
+    return algorithm, compressed
+
+
 def get_codec(name: str) -> Codec:
     try:
         return CODECS[name]

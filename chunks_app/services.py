@@ -2,26 +2,29 @@
 
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist
 from django.db import IntegrityError
 from django.db.models import Q
 from django.utils import timezone
 
+from chunks_app.codecs import compress_if_smaller
 from chunks_app.merkle import merkle_root
 from chunks_app.models import MAX_SEQUENCE, Chunk, TimeMark
-from chunks_app.sealing import active_key_id, chunk_seal, upload_spool_key
+from chunks_app.sealing import active_key_id, chunk_seal, stored_key, upload_spool_key
 from chunks_app.selectors import ChunkDamaged, chunk_sequences_complete
 from chunks_app.signals import chunks_received
 from chunks_app.spool import Segment, get_spool, session_stream
 from chunks_app.storage import ChunkStoreError, get_chunk_store
 from core.audit import audit_record
-from core.choices import AuditAction, ChunkStatus
+from core.choices import AuditAction, ChunkStatus, PipelineState
 from core.db import atomic_retried, lock_rows, on_commit
 from core.errors import (
     ApplicationError,
@@ -218,41 +221,148 @@ def chunk_ingest(
         return chunk, False
 
     with _lost_to_deletion(session):
-        key_id = active_key_id()
-        chunk = Chunk(id=uuid.uuid4(), session=session, sequence=sequence, key_id=key_id)
-        chunk.spool_key = upload_spool_key(session_id=session.pk, chunk_id=chunk.id, key_id=key_id)
-        spool = get_spool()
-        spool.put(
-            chunk.spool_key,
-            chunk_seal(received, session_id=session.pk, sequence=sequence, key_id=key_id),
-            if_absent=True,
-        )
+        if _stores_on_receipt(session):
+            chunk = _chunk_store_on_receipt(
+                session=session, sequence=sequence, received=received, expected=expected_sha256
+            )
+        else:
+            chunk = _chunk_spool(session=session, sequence=sequence, pieces=received)
         chunk.size = received.size
         chunk.sha256 = hasher.hexdigest()
         try:
             _check_digest(hasher=hasher, expected=expected_sha256)
             atomic_retried(lambda: _record_upload(session=session, chunk=chunk, time_ms=time_ms))
         except IntegrityError:
-            spool.delete(chunk.spool_key)
+            _chunk_files_drop(chunk)
             existing = Chunk.objects.filter(session=session, sequence=sequence).first()
             if existing is None:
                 raise _not_recording_now(session) from None
             return _same_or_conflict(existing=existing, size=chunk.size, sha256=chunk.sha256), False
         except BaseException:
-            spool.delete(chunk.spool_key)
+            _chunk_files_drop(chunk)
             raise
     atomic_retried(lambda: chunk_offsets_settle(session_id=session.pk))
     return chunk, True
 
 
+def _stores_on_receipt(session: Session) -> bool:
+    """Whether an upload is compressed and stored in its request, instead of spooled for the
+    pipeline: with LUCID_STORE_ON_RECEIPT (where tasks run in-process anyway) while the
+    session's pipeline runs. Its 201 then follows the stored file's fsync, as it would the
+    spool's."""
+    if not settings.LUCID_STORE_ON_RECEIPT:
+        return False
+    running = Session.objects.filter(pk=session.pk, pipeline__state=PipelineState.RUNNING)
+    return running.exists()
+
+
+def _chunk_spool(*, session: Session, sequence: int, pieces: Iterable[bytes]) -> Chunk:
+    """A new `received` chunk whose bytes are spooled, durably, for the pipeline."""
+    key_id = active_key_id()
+    chunk = Chunk(id=uuid.uuid4(), session=session, sequence=sequence, key_id=key_id)
+    chunk.spool_key = upload_spool_key(session_id=session.pk, chunk_id=chunk.id, key_id=key_id)
+    sealed = chunk_seal(pieces, session_id=session.pk, sequence=sequence, key_id=key_id)
+    get_spool().put(chunk.spool_key, sealed, if_absent=True)
+    return chunk
+
+
+def _chunk_store_on_receipt(
+    *, session: Session, sequence: int, received: _ChunkBody, expected: bytes | None
+) -> Chunk:
+    """A new `stored` chunk: the upload compressed as the pipeline would, written durably to
+    the chunk store, never to the spool.
+
+    The stored name is the chunk's own, so it is written only if absent: a file already there
+    (a concurrent upload of the sequence, or one that died before its row) is left alone and
+    this upload is spooled instead, for the pipeline to store; so is one the store fails to
+    take (or a store that cannot be built), for the pipeline to retry and report.
+    """
+    raw = b"".join(received)
+    _check_digest(hasher=received.hasher, expected=expected)
+    started = time.perf_counter()
+    algorithm, kept = compress_if_smaller(
+        raw, algorithm=session.compression_algorithm, level=session.compression_level
+    )
+    key_id = active_key_id()
+    storage_key = stored_key(
+        session_id=session.pk, sequence=sequence, algorithm=algorithm, key_id=key_id
+    )
+    sealed = chunk_seal([kept], session_id=session.pk, sequence=sequence, key_id=key_id)
+    try:
+        get_chunk_store().put(storage_key, sealed, if_absent=True)
+    except (ChunkStoreError, ImproperlyConfigured):
+        return _chunk_spool(session=session, sequence=sequence, pieces=[raw])
+    now = timezone.now()
+    kept_sha256 = received.hasher.hexdigest() if kept is raw else hashlib.sha256(kept).hexdigest()
+    return Chunk(
+        id=uuid.uuid4(),
+        session=session,
+        sequence=sequence,
+        status=ChunkStatus.STORED,
+        algorithm=algorithm,
+        compressed_size=len(kept),
+        stored_sha256=kept_sha256,
+        storage_key=storage_key,
+        key_id=key_id,
+        attempts=1,
+        queued_at=now,
+        claimed_at=now,
+        stored_at=now,
+        processing_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+def _chunk_files_drop(chunk: Chunk) -> None:
+    """Remove what a failed upload wrote: its spool file; its stored file unless another upload
+    of the sequence was recorded, whose pipeline may store under that name."""
+    if chunk.spool_key:
+        get_spool().delete(chunk.spool_key)
+    elif not Chunk.objects.filter(session_id=chunk.session_id, sequence=chunk.sequence).exists():
+        get_chunk_store().delete(chunk.storage_key)
+
+
+def _upload_tally(chunk: Chunk) -> tallies.Tally:
+    received = tallies.chunks_received(count=1, size=chunk.size)
+    if chunk.status != ChunkStatus.STORED:
+        return received
+    stored = tallies.chunk_stored(
+        size=chunk.size,
+        stored_size=chunk.compressed_size,
+        algorithm=chunk.algorithm,
+        seconds=chunk.processing_ms / 1000,
+    )
+    return tallies.tally_merge(received, tallies.chunk_claimed(), stored)
+
+
 def _record_upload(*, session: Session, chunk: Chunk, time_ms: int | None) -> None:
-    if not _count_chunks_in(session=session, chunks=[chunk]):
+    recording = Q(status=SessionStatus.RECORDING)
+    if not tally_apply(session_id=session.pk, tally=_upload_tally(chunk), only_if=recording):
         raise _not_recording_now(session)
     chunk.offset = _offset_after(session_id=session.pk, sequence=chunk.sequence)
     chunk.save(force_insert=True)
     if time_ms is not None:
         _time_mark_add(session=session, sequence=chunk.sequence, position=0, time_ms=time_ms)
-    chunks_received.send(sender=Chunk, session=session, chunk_ids=[chunk.id])
+    if chunk.status == ChunkStatus.STORED:
+        chunk_log_stored(chunk=chunk)
+    else:
+        chunks_received.send(sender=Chunk, session=session, chunk_ids=[chunk.id])
+
+
+def chunk_log_stored(*, chunk: Chunk) -> None:
+    """Log that the chunk's bytes are stored, with what they became."""
+    logger.info(
+        "chunk %s#%s stored",
+        chunk.session_id,
+        chunk.sequence,
+        extra={
+            "session_id": str(chunk.session_id),
+            "sequence": chunk.sequence,
+            "algorithm": chunk.algorithm,
+            "size": chunk.size,
+            "compressed_size": chunk.compressed_size,
+            "seconds": round(chunk.processing_ms / 1000, 4),
+        },
+    )
 
 
 def _offset_after(*, session_id: uuid.UUID, sequence: int) -> int | None:

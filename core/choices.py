@@ -1,4 +1,4 @@
-"""Choices shared by every app: roles, audited actions, chunk statuses and compression."""
+"""Choices shared by every app: roles, audited actions, chunk and pipeline states, compression."""
 
 from django.db import models
 
@@ -68,3 +68,11 @@ COMPRESSION_LEVELS: dict[str, tuple[range, int]] = {
     CompressionAlgorithm.GZIP: (range(1, 10), 6),
     CompressionAlgorithm.NONE: (range(0, 1), 0),
 }
+
+
+class PipelineState(models.TextChoices):
+    """Whether a session's received chunks are processed; an upload is stored on receipt only
+    while its session's pipeline runs."""
+
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"

@@ -30,12 +30,11 @@ from core.admin import (
     UUIDSearchMixin,
     audit_trail_url,
 )
-from core.choices import ChunkStatus
+from core.choices import ChunkStatus, PipelineState
 from core.errors import ApplicationError
 from core.models import AuditEntry
 from core.units import ratio_text, size_text
 from pipeline_app import services as pipeline_services
-from pipeline_app.choices import PipelineState
 from pipeline_app.selectors import pipeline_status
 from sessions_app import services
 from sessions_app.admin import SessionListAdmin

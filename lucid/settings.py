@@ -408,6 +408,9 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 if CELERY_TASK_ALWAYS_EAGER:
     CELERY_BROKER_URL = "memory://"
+# Where tasks run in-process anyway, an upload is compressed and stored in its request, with no
+# round trip through the spool (its pipeline paused, it is spooled as with a broker).
+LUCID_STORE_ON_RECEIPT = CELERY_TASK_ALWAYS_EAGER
 # Eager retries work only without propagation; failures are logged by the task tracer.
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True

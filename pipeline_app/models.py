@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from pipeline_app.choices import PipelineState
+from core.choices import PipelineState
 from sessions_app.models import Session
 
 

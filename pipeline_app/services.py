@@ -9,18 +9,18 @@ from datetime import datetime
 from django.db.models import F, Q
 from django.utils import timezone
 
-from chunks_app.codecs import get_codec
+from chunks_app.codecs import compress_if_smaller
 from chunks_app.models import Chunk
 from chunks_app.sealing import active_key_id, chunk_seal, chunk_unsealed, stored_key
+from chunks_app.services import chunk_log_stored
 from chunks_app.spool import get_spool
 from chunks_app.storage import ChunkNotFoundError, get_chunk_store
 from core.audit import audit_record
-from core.choices import AuditAction, ChunkStatus, CompressionAlgorithm
+from core.choices import AuditAction, ChunkStatus, PipelineState
 from core.db import atomic_retried, on_commit
 from core.encryption import AuthenticationFailed
 from core.errors import InvalidTransition
 from pipeline_app import tasks
-from pipeline_app.choices import PipelineState
 from pipeline_app.models import Pipeline
 from pipeline_app.selectors import chunk_tasks_in_queue
 from sessions_app import tallies
@@ -252,10 +252,9 @@ def chunk_process(*, chunk_id: uuid.UUID) -> str:
     if raw is None:
         return "skipped"
     session = chunk.session
-    algorithm = session.compression_algorithm
-    stored = get_codec(algorithm).compress(raw, level=session.compression_level)
-    if len(stored) >= len(raw):
-        algorithm, stored = CompressionAlgorithm.NONE, raw
+    algorithm, stored = compress_if_smaller(
+        raw, algorithm=session.compression_algorithm, level=session.compression_level
+    )
     stored_sha256 = chunk.sha256 if stored is raw else hashlib.sha256(stored).hexdigest()
     key_id = active_key_id()
     storage_key = stored_key(
@@ -293,19 +292,9 @@ def chunk_process(*, chunk_id: uuid.UUID) -> str:
             store.delete(storage_key)
         return "skipped"
     get_spool().delete(chunk.spool_key)
-    logger.info(
-        "chunk %s#%s stored",
-        session.pk,
-        chunk.sequence,
-        extra={
-            "session_id": str(session.pk),
-            "sequence": chunk.sequence,
-            "algorithm": algorithm,
-            "size": chunk.size,
-            "compressed_size": len(stored),
-            "seconds": round(seconds, 4),
-        },
-    )
+    chunk.algorithm, chunk.compressed_size = algorithm, len(stored)
+    chunk.processing_ms = seconds * 1000
+    chunk_log_stored(chunk=chunk)
     return "stored"
 
 

@@ -25,9 +25,8 @@ from rest_framework.test import APIClient
 
 from chunks_app.models import Chunk
 from chunks_app.storage.s3 import S3ChunkStore
-from core.choices import ChunkStatus
+from core.choices import ChunkStatus, PipelineState
 from lucid.celery import app as celery_app
-from pipeline_app.choices import PipelineState
 from pipeline_app.selectors import chunk_tasks_in_queue
 from tests.chunks_app.helpers import CHUNK_SIZE
 from tests.factories import SessionFactory, UserFactory, staff_member

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from pipeline_app.choices import PipelineState
+from core.choices import PipelineState
 
 
 class PipelineSerializer(serializers.Serializer):

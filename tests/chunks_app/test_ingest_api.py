@@ -4,6 +4,7 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.conf import settings
 from django.db import connections
 from rest_framework.test import APIClient
 
@@ -88,7 +89,7 @@ def test_upload_response_describes_the_chunk(api_client, recording):
     assert body_json["sequence"] == 7
     assert body_json["size"] == 1000
     assert body_json["sha256"] == hashlib.sha256(body).hexdigest()
-    assert body_json["status"] == "received"
+    assert body_json["status"] == ("stored" if settings.LUCID_STORE_ON_RECEIPT else "received")
 
 
 def test_session_totals_follow_uploads(api_client, recording):

@@ -32,11 +32,11 @@ def test_each_request_logs_its_session_and_chunk(api_client, user, caplog):
 def test_each_processed_chunk_logs_its_session_and_sequence(api_client, user, caplog):
     session = SessionFactory(owner=user, status="recording", chunk_size=64 * KIB)
 
-    with caplog.at_level(logging.INFO, logger="pipeline_app.services"):
+    with caplog.at_level(logging.INFO, logger="chunks_app.services"):
         put_chunk(api_client, session, 0, random_bytes(100))
         wait_until_settled(session)
 
-    (record,) = [r for r in caplog.records if r.name == "pipeline_app.services"]
+    (record,) = [r for r in caplog.records if r.name == "chunks_app.services"]
     assert (record.session_id, record.sequence, record.algorithm) == (str(session.id), 0, "none")
 
 

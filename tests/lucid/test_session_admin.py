@@ -12,11 +12,10 @@ from django.test.utils import CaptureQueriesContext
 
 from chunks_app.models import Chunk
 from chunks_app.storage import get_chunk_store
-from core.choices import AuditAction
+from core.choices import AuditAction, PipelineState
 from core.counters import counters_read
 from core.models import AuditEntry
 from core.units import ratio_text, size_text
-from pipeline_app.choices import PipelineState
 from pipeline_app.models import Pipeline
 from pipeline_app.services import pipeline_pause
 from sessions_app.models import Session

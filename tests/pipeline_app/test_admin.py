@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline_app.choices import PipelineState
+from core.choices import PipelineState
 from pipeline_app.models import Pipeline
 from pipeline_app.services import pipeline_pause
 from tests.chunks_app.helpers import KIB, put_chunk, screen_like, wait_until_settled

@@ -214,7 +214,15 @@ def test_stream_segments_past_the_acknowledged_tail_are_removed(api_client, user
     assert [file.key for file in report.files] == [unacknowledged]
 
 
-def test_the_spool_copy_of_an_already_stored_chunk_is_removed(stored_session, no_grace, clock):
+@pytest.fixture
+def spooled_uploads(settings):
+    """Uploads go through the spool, as with a broker, even where they could be stored at once."""
+    settings.LUCID_STORE_ON_RECEIPT = False
+
+
+def test_the_spool_copy_of_an_already_stored_chunk_is_removed(
+    spooled_uploads, stored_session, no_grace, clock
+):
     chunk = Chunk.objects.get(session=stored_session, sequence=0)
     copy = stray(get_spool(), chunk.spool_key, screen_like(30_000))
     clock.advance(2 * HOUR)
