@@ -1,5 +1,6 @@
 """Reads of chunks: listing, the checked raw bytes of a chunk or a whole recording, the manifest."""
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -49,12 +50,10 @@ def chunk_list(*, session: Session | SessionAccess) -> QuerySet[Chunk]:
 
 
 def chunk_get(*, session: Session | SessionAccess, sequence: int) -> Chunk:
-    chunk = None
     if 0 <= sequence <= MAX_SEQUENCE:
-        chunk = chunk_list(session=session).filter(sequence=sequence).first()
-    if chunk is None:
-        raise NotFound(f"Session {session.pk} has no chunk {sequence}.")
-    return chunk
+        with contextlib.suppress(Chunk.DoesNotExist):
+            return chunk_list(session=session).get(sequence=sequence)
+    raise NotFound(f"Session {session.pk} has no chunk {sequence}.")
 
 
 class ChunkDamaged(ApplicationError):

@@ -1,5 +1,8 @@
 """HTTP endpoints of chunks: ingest, listing, downloads, the manifest, stop and statistics."""
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -28,7 +31,7 @@ from chunks_app.statistics import session_statistics, system_statistics
 from core.api.authentication import PlaybackTokenAuthentication, playback_grant_check
 from core.api.negotiation import MediaNegotiation
 from core.api.schema import error_responses
-from core.audit import audit_record
+from core.audit import audit_record, audit_record_on_close
 from core.choices import AuditAction, ChunkStatus
 from core.errors import ValidationFailed
 from core.http.bodies import request_body
@@ -74,6 +77,11 @@ PLAYLIST_MEDIA_TYPE = "application/vnd.apple.mpegurl"
 
 def _time_mark(request: Request) -> int | None:
     return header_milliseconds(request, name=TIME_MARK_HEADER, code="invalid_time_mark")
+
+
+def _whole(read: Callable[..., Iterable[bytes]], /, **arguments: Any) -> bytes:
+    """A chunk's bytes, which `read` checks and gives whole at once, as one `bytes`."""
+    return b"".join(services.chunk_read_marking_damage(read, **arguments))
 
 
 def _at_ms(value: str) -> int:
@@ -196,9 +204,9 @@ class ChunkDownloadView(SessionScopedMixin, APIView):
         responses=DOWNLOAD_RESPONSES,
     )
     def get(self, request: Request, session_id: str, sequence: str):
-        session = self.get_session()
+        session = self.get_session_access()
         chunk = selectors.chunk_get(session=session, sequence=int(sequence))
-        audit_record(
+        audit_record_on_close(
             action=AuditAction.CHUNK_DOWNLOADED,
             session_id=session.pk,
             sequence=chunk.sequence,
@@ -219,16 +227,14 @@ class ChunkDownloadView(SessionScopedMixin, APIView):
                 etag=chunk.sha256,
                 filename=filename,
                 coding=coding,
-                open_stored=lambda: services.chunk_read_marking_damage(
-                    selectors.chunk_read_stored, chunk=chunk
-                ),
+                open_stored=lambda: _whole(selectors.chunk_read_stored, chunk=chunk),
             )
         return byte_response(
             request,
             size=chunk.size,
             etag=chunk.sha256,
             filename=filename,
-            open_bytes=lambda start, end: services.chunk_read_marking_damage(
+            open_bytes=lambda start, end: _whole(
                 selectors.chunk_read_range, chunk=chunk, start=start, end=end
             ),
         )
@@ -394,7 +400,7 @@ class SessionManifestView(SessionScopedMixin, APIView):
     )
     def get(self, request: Request, session_id: str) -> Response:
         session = self.get_session()
-        audit_record(action=AuditAction.MANIFEST_READ, session_id=session.pk)
+        audit_record_on_close(action=AuditAction.MANIFEST_READ, session_id=session.pk)
         manifest = selectors.session_manifest(session=session)
         return Response(ManifestSerializer(manifest).data)
 

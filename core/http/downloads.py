@@ -2,7 +2,7 @@
 
 Chunk download and whole-recording download build their responses here, so both answer
 `Range`, `If-Range` and `If-None-Match` the same way (RFC 9110) and stream their bytes piece by
-piece, as their sources give them.
+piece, as their sources give them, or send them at once when a source gives them whole.
 """
 
 import re
@@ -230,12 +230,20 @@ def _content_response(
     status: int,
     length: int,
     content_type: str,
-    pieces: Callable[[], Iterable[bytes]],
-) -> StreamingHttpResponse:
-    """Stream `length` bytes of content; a HEAD request or empty content never opens them."""
+    pieces: Callable[[], Iterable[bytes] | bytes],
+) -> HttpResponseBase:
+    """Send `length` bytes of content; a HEAD request or empty content never opens them.
+
+    Content given whole, as `bytes`, is sent as it is; pieces are streamed.
+    """
     source = iter(()) if request.method == "HEAD" or length == 0 else pieces()
-    content = _ExactBody(source, length=length) if request.method != "HEAD" else source
-    response = StreamingHttpResponse(content, status=status, content_type=content_type)
+    if isinstance(source, bytes):
+        if len(source) < length:
+            raise OSError(f"The content is {len(source)} bytes, not the {length} announced.")
+        response = HttpResponse(source[:length], status=status, content_type=content_type)
+    else:
+        content = _ExactBody(source, length=length) if request.method != "HEAD" else source
+        response = StreamingHttpResponse(content, status=status, content_type=content_type)
     response["Content-Length"] = str(length)
     return response
 
@@ -246,7 +254,7 @@ def byte_response(
     size: int,
     etag: str,
     filename: str,
-    open_bytes: Callable[[int, int], Iterator[bytes]],
+    open_bytes: Callable[[int, int], Iterable[bytes] | bytes],
     content_type: str = "application/octet-stream",
 ) -> HttpResponseBase:
     """Serve `size` bytes read through `open_bytes(start, end)`, honouring conditions and ranges.
@@ -289,7 +297,7 @@ def encoded_response(
     etag: str,
     filename: str,
     coding: str,
-    open_stored: Callable[[], Iterator[bytes]],
+    open_stored: Callable[[], Iterable[bytes] | bytes],
     content_type: str = "application/octet-stream",
 ) -> HttpResponseBase:
     """Pass `stored_size` bytes in content coding `coding` through as they are, without ranges.
