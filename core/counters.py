@@ -16,7 +16,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 from django.db import IntegrityError, connection
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, F, Field, Value, When
+from django.db.models.expressions import CombinedExpression, Expression
 from django.db.models.lookups import In
 
 from core.db import atomic, atomic_retried, is_mongodb, is_transient, on_commit
@@ -46,6 +47,13 @@ def counters_add(deltas: Mapping[str, int]) -> None:
             _add_in_key_order(changes)
         else:
             _add_alone(changes)
+
+
+def column_plus(*, field: Field, amount: int | Expression) -> CombinedExpression:
+    """`F(field) + amount`, typed as `field` up front: Django need not work the type out per use."""
+    if isinstance(amount, int):
+        amount = Value(amount, field)
+    return CombinedExpression(F(field.name), "+", amount, output_field=field)
 
 
 def counters_set(values: Mapping[str, int]) -> None:
@@ -150,7 +158,8 @@ def _update(deltas: dict[str, int]) -> int:
         default=Value(last_delta, _VALUE_FIELD),
         output_field=_VALUE_FIELD,
     )
-    return Counter.objects.filter(key__in=list(deltas)).update(value=F("value") + increment)
+    rows = Counter.objects.filter(key__in=list(deltas))
+    return rows.update(value=column_plus(field=_VALUE_FIELD, amount=increment))
 
 
 def _create_missing(keys: list[str], *, known: set[str]) -> None:

@@ -10,11 +10,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.core.cache import cache
-from django.db.models import F, Q, Value
+from django.db.models import Q
 from django.utils import timezone
 
 from core.choices import ChunkStatus
-from core.counters import counters_add
+from core.counters import column_plus, counters_add
 from core.db import on_commit
 from sessions_app.models import Session
 
@@ -181,7 +181,7 @@ def tally_apply(*, session_id: uuid.UUID | None, tally: Tally, only_if: Q | None
     if tally.session:
         now = timezone.now()
         changes = {
-            name: F(name) + Value(delta, _SESSION_FIELDS[name])
+            name: column_plus(field=_SESSION_FIELDS[name], amount=delta)
             for name, delta in tally.session.items()
         }
         if "chunk_count" in tally.session:
