@@ -535,16 +535,24 @@ def session_stream_append(
             advanced = Session.objects.filter(
                 pk=session.pk, status=SessionStatus.RECORDING, stream_offset=offset
             ).filter(stream_part=part)
-            if not advanced.update(stream_offset=offset + received, stream_part=appended.part):
+            now = timezone.now()
+            if not advanced.update(
+                stream_offset=offset + received,
+                stream_part=appended.part,
+                last_data_at=now,
+                updated_at=now,
+            ):
                 _stream_conflict_check(session, offset=offset, part=part)
-                raise _not_recording_now(session)
-            if not _count_chunks_in(session=session, chunks=chunks):
                 raise _not_recording_now(session)
             if time_ms is not None:
                 sequence, position = divmod(offset, session.chunk_size)
                 _time_mark_add(
                     session=session, sequence=sequence, position=position, time_ms=time_ms
                 )
+            if not chunks:
+                return
+            if not _count_chunks_in(session=session, chunks=chunks):
+                raise _not_recording_now(session)
             Chunk.objects.bulk_create(chunks)
             chunk_ids = [chunk.id for chunk in chunks]
             chunks_received.send(sender=Chunk, session=session, chunk_ids=chunk_ids)

@@ -247,7 +247,8 @@ if DATABASE_URL:
 else:
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            # SQLite whose writers queue for their turn (core/backends/sqlite3).
+            "ENGINE": "core.backends.sqlite3",
             "NAME": LUCID_STORAGE_PATH / "lucid.sqlite3",
             "OPTIONS": {
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",

@@ -1,0 +1,83 @@
+"""SQLite whose writers wait their turn in a queue instead of in SQLite's busy handler.
+
+SQLite lets one transaction write at a time. A writer that finds the database locked sleeps in
+SQLite's busy handler, in growing steps (1, 2, 5, 10 ... 100 ms) that ignore when the lock is
+released: under many concurrent uploads the database is idle while writers sleep, and an
+acknowledgement now and then waits hundreds of milliseconds. Here a transaction first takes a
+thread lock of its process, then an exclusive `flock` on a file beside the database, shared by
+every process of the service: the kernel hands it on the moment it is released. Waiting for
+either ends after the connection's `timeout`, with the "database is locked" error SQLite itself
+would raise.
+"""
+
+import fcntl
+import os
+import threading
+import time
+
+from django.db import OperationalError
+from django.db.backends.sqlite3 import base
+
+POLL_SECONDS = 0.0005
+_writers = threading.Lock()
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    def _start_transaction_under_autocommit(self) -> None:
+        self._writer_turn_take()
+        try:
+            super()._start_transaction_under_autocommit()
+        except BaseException:
+            self._writer_turn_end()
+            raise
+
+    def _commit(self) -> None:
+        try:
+            super()._commit()
+        finally:
+            self._writer_turn_end()
+
+    def _rollback(self) -> None:
+        try:
+            super()._rollback()
+        finally:
+            self._writer_turn_end()
+
+    def _close(self) -> None:
+        try:
+            super()._close()
+        finally:
+            self._writer_turn_end()
+
+    def _writer_turn_take(self) -> None:
+        """Wait, at most the connection's timeout, until no other transaction writes."""
+        if self.is_in_memory_db():
+            return
+        timeout = float(self.settings_dict["OPTIONS"].get("timeout", 5))
+        deadline = time.monotonic() + timeout
+        if not _writers.acquire(timeout=timeout):
+            raise OperationalError("database is locked")
+        try:
+            fd = os.open(f"{self.settings_dict['NAME']}.writers", os.O_RDWR | os.O_CREAT, 0o600)
+        except BaseException:
+            _writers.release()
+            raise
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    _writers.release()
+                    raise OperationalError("database is locked") from None
+                time.sleep(POLL_SECONDS)
+        self._writer_fd = fd
+
+    def _writer_turn_end(self) -> None:
+        fd = getattr(self, "_writer_fd", None)
+        if fd is None:
+            return
+        self._writer_fd = None
+        os.close(fd)
+        _writers.release()
