@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import beat_init, worker_init
+from celery.signals import beat_init, worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lucid.settings")
 
@@ -19,3 +19,11 @@ def _check_encryption_keys(**kwargs) -> None:
     from core.encryption import key_ring
 
     key_ring()
+
+
+@worker_process_init.connect
+def _keep_large_buffers(**kwargs) -> None:
+    """A pool process that compresses chunks keeps their buffers (core/memory.py)."""
+    from core.memory import allocator_keep_large_buffers
+
+    allocator_keep_large_buffers()

@@ -68,10 +68,14 @@ def post_worker_init(worker) -> None:
     """Let the app close connections; move what it loaded out of the garbage collector's sight.
 
     Full collections over the whole loaded code otherwise stall every thread of the worker for
-    50-100 ms now and then: the tail latency of the API. On the embedded default, one worker
-    also runs the periodic tasks (lucid/embedded.py).
+    50-100 ms now and then: the tail latency of the API. Chunk-sized buffers stay with the
+    worker (core/memory.py). On the embedded default, one worker also runs the periodic tasks
+    (lucid/embedded.py).
     """
+    from core.memory import allocator_keep_large_buffers
     from lucid.embedded import scheduler_start
+
+    allocator_keep_large_buffers()
 
     worker.wsgi = _closing_when_asked(worker.wsgi)
     gc.collect()
