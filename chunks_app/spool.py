@@ -219,7 +219,8 @@ class FileSessionStream(SessionStream):
             os.close(fd)
 
     def append(self, *, offset: int, part: str, pieces: Iterable[bytes]) -> Appended:
-        """Write `pieces` after the first `offset` bytes and fsync them.
+        """Write `pieces` after the first `offset` bytes and fsync them, and the directory
+        when a segment file was created.
 
         Bytes past `offset` left by an unacknowledged earlier call are dropped first.
         """
@@ -229,11 +230,13 @@ class FileSessionStream(SessionStream):
         completed: list[Segment] = []
         writer: _SegmentWriter | None = None
         hasher = hashlib.sha256() if position == 0 else None
+        created = False
         try:
             for piece in pieces:
                 view = memoryview(piece).cast("B")
                 while view:
                     if writer is None:
+                        created = created or position == 0
                         writer = self._open_segment(sequence, position)
                     taken = view[: self.chunk_size - position]
                     for written in writer.pieces(taken):
@@ -254,8 +257,9 @@ class FileSessionStream(SessionStream):
         finally:
             if writer is not None:
                 self._close(writer.fd)
-        with self._os_errors("flush to disk"):
-            fsync_directory(self.directory)
+        if created:
+            with self._os_errors("flush to disk"):
+                fsync_directory(self.directory)
         return Appended(received, completed, part)
 
     def seal(self, *, offset: int, part: str) -> Segment | None:

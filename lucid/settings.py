@@ -250,6 +250,9 @@ else:
             # SQLite whose writers queue for their turn (core/backends/sqlite3).
             "ENGINE": "core.backends.sqlite3",
             "NAME": LUCID_STORAGE_PATH / "lucid.sqlite3",
+            # A thread keeps its connection between requests, as on PostgreSQL: no PRAGMAs to
+            # run again per request.
+            "CONN_MAX_AGE": 60,
             "OPTIONS": {
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
                 "transaction_mode": "IMMEDIATE",
