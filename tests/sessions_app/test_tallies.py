@@ -1,7 +1,9 @@
 """Tallies: merged ones change the totals as their parts would, one by one."""
 
 import pytest
+from django.db import connection
 from django.db.models import Q
+from django.test.utils import CaptureQueriesContext
 
 from core.counters import counters_read
 from core.db import atomic
@@ -86,3 +88,25 @@ def test_received_data_marks_the_session_updated_at_the_moment_of_its_last_data(
     session.refresh_from_db()
     assert session.last_data_at is not None
     assert session.last_data_at == session.updated_at
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor == "mongodb", reason="MongoDB adds delta documents instead")
+def test_a_chunk_step_updates_the_session_and_its_counters_in_one_statement_each():
+    session = SessionFactory(status="recording")
+    first_life, second_life = _chunk_life(size=4096), _chunk_life(size=4096)
+    for tally in [*first_life, second_life[0]]:
+        tally_apply(session_id=session.pk, tally=tally)
+
+    with CaptureQueriesContext(connection) as queries:
+        for tally in second_life[1:]:
+            with atomic():
+                tally_apply(session_id=session.pk, tally=tally)
+
+    statements = [query["sql"].split()[0] for query in queries.captured_queries]
+    lock = ["SELECT"] if connection.features.has_select_for_update else []
+    assert [sql for sql in statements if sql not in ("BEGIN", "COMMIT")] == [
+        "UPDATE",  # the session
+        *lock,  # its counters, in key order
+        "UPDATE",  # its counters
+    ] * 2
