@@ -28,7 +28,7 @@ FOLD_BATCH = 5000
 
 _known_keys: set[str] = set()
 _events = itertools.count(1)
-# Built once: the parts of the UPDATE that do not depend on the event.
+# Built once, not for each event.
 _KEY_COLUMN = Counter._meta.get_field("key").get_col(Counter._meta.db_table)
 _VALUE_FIELD = Counter._meta.get_field("value")
 _KEYS_LOCKED = Counter.objects.order_by("key").select_for_update().values_list("key", flat=True)
