@@ -160,7 +160,10 @@ def _entries_save(entries: list[AuditEntry]) -> None:
         if not batch:
             return
         try:
-            AuditEntry.objects.bulk_create(batch)
+            if len(batch) == 1:  # one statement: bulk_create would wrap it in BEGIN and COMMIT
+                batch[0].save(force_insert=True)
+            else:
+                AuditEntry.objects.bulk_create(batch)
         except Exception:
             with _unsaved_lock:
                 _unsaved[:0] = batch

@@ -66,7 +66,7 @@ def test_a_response_without_entries_saves_nothing_when_closed(django_assert_num_
 
 def test_entries_the_database_refused_are_saved_with_the_next_close():
     first, second = _served(AuditAction.CHUNK_DOWNLOADED), _served(AuditAction.MANIFEST_READ)
-    with mock.patch.object(AuditEntry.objects, "bulk_create", side_effect=DatabaseError("busy")):
+    with mock.patch.object(AuditEntry, "save", side_effect=DatabaseError("busy")):
         _close(first)
 
     _close(second)
@@ -82,15 +82,22 @@ def test_closes_in_other_threads_meanwhile_are_saved_in_one_batch():
     responses = [_served(AuditAction.CHUNK_DOWNLOADED) for _ in range(3)]
     saving, go_on = threading.Event(), threading.Event()
     batches = []
-    bulk_create = AuditEntry.objects.bulk_create
+    save, bulk_create = AuditEntry.save, AuditEntry.objects.bulk_create
 
-    def slow_bulk_create(entries):
-        batches.append(len(entries))
+    def slow_save(entry, **options):
+        batches.append(1)
         saving.set()
         go_on.wait(5)
+        return save(entry, **options)
+
+    def counted_bulk_create(entries):
+        batches.append(len(entries))
         return bulk_create(entries)
 
-    with mock.patch.object(AuditEntry.objects, "bulk_create", side_effect=slow_bulk_create):
+    with (
+        mock.patch.object(AuditEntry, "save", autospec=True, side_effect=slow_save),
+        mock.patch.object(AuditEntry.objects, "bulk_create", side_effect=counted_bulk_create),
+    ):
         first = threading.Thread(target=responses[0].close)
         first.start()
         saving.wait(5)
