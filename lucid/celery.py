@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import beat_init, worker_init, worker_process_init
+from celery.signals import beat_init, task_prerun, worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lucid.settings")
 
@@ -27,3 +27,11 @@ def _keep_large_buffers(**kwargs) -> None:
     from core.memory import allocator_keep_large_buffers
 
     allocator_keep_large_buffers()
+
+
+@task_prerun.connect
+def _database_connections_checked(**kwargs) -> None:
+    """A connection kept from the last task is dropped if it broke or outlived CONN_MAX_AGE."""
+    from django.db import close_old_connections
+
+    close_old_connections()

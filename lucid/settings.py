@@ -424,6 +424,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # and memory limits do not change (docker-compose.yml sets it to the CPUs it gives a role).
 CELERY_WORKER_CONCURRENCY = env_int("LUCID_WORKER_CONCURRENCY", 0) or None
 CELERY_TASK_SERIALIZER = "json"
+# A worker keeps its database connection from task to task; Celery otherwise closes it around
+# every task, and each chunk would open a new PostgreSQL connection. It is checked before each
+# task as a request's is (lucid/celery.py).
+CELERY_DB_REUSE_MAX = 1000
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
