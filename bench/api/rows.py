@@ -21,6 +21,8 @@ class SessionRow(NamedTuple):
     name: str
     owner_id: int
     host: str
+    remote_user: str
+    client_address: str | None
     metadata: str
     content_type: str
     duration_ms: int | None
@@ -46,6 +48,7 @@ class SessionRow(NamedTuple):
     processing_us: int
     ingest_mode: str
     stream_offset: int
+    stream_part: str
     merkle_root: str
     complete: bool
 
@@ -87,6 +90,8 @@ def session_row(plan: SessionPlan, *, owner_id: int, rng: random.Random) -> Sess
         name=f"bench session {plan.index} on {host}",
         owner_id=owner_id,
         host=host,
+        remote_user=f"user{rng.randrange(500):03d}@corp.example",
+        client_address=f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
         metadata=json.dumps({"recorder": "bench.api", "index": plan.index}),
         content_type=DEFAULT_CONTENT_TYPE,
         duration_ms=None,
@@ -112,6 +117,7 @@ def session_row(plan: SessionPlan, *, owner_id: int, rng: random.Random) -> Sess
         processing_us=0,
         ingest_mode=IngestMode.CHUNKS if plan.chunk_count else IngestMode.UNDECIDED,
         stream_offset=0,
+        stream_part="",
         merkle_root="",
         complete=plan.status == SessionStatus.STOPPED,
     )
