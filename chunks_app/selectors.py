@@ -37,6 +37,8 @@ from sessions_app.models import Session
 from sessions_app.selectors import SessionAccess
 
 MISSING_SEQUENCES_SHOWN = 1000
+# A large chunk kept as it is is read, hashed and sent in pieces of this size.
+READ_PIECE = 1024 * 1024
 AUTHENTICATION_FAILED = "authentication failed"
 Read = TypeVar("Read")
 logger = logging.getLogger(__name__)
@@ -109,14 +111,21 @@ def _kept(chunk: Chunk) -> _Kept:
 
 
 def _mismatch(data: bytes, kept: _Kept) -> str | None:
+    return _size_mismatch(len(data), kept) or _hash_mismatch(hashlib.sha256(data).hexdigest(), kept)
+
+
+def _size_mismatch(size: int, kept: _Kept) -> str | None:
     where = f"in the {kept.place}"
-    if len(data) < kept.size:
-        return f"truncated {where}: {len(data)} of {kept.size} bytes"
-    if len(data) > kept.size:
+    if size < kept.size:
+        return f"truncated {where}: {size} of {kept.size} bytes"
+    if size > kept.size:
         return f"size mismatch {where}: more than the {kept.size} bytes recorded"
-    digest = hashlib.sha256(data).hexdigest()
+    return None
+
+
+def _hash_mismatch(digest: str, kept: _Kept) -> str | None:
     if digest != kept.sha256:
-        return f"hash mismatch {where}: sha256 {digest}, recorded {kept.sha256}"
+        return f"hash mismatch in the {kept.place}: sha256 {digest}, recorded {kept.sha256}"
     return None
 
 
@@ -203,8 +212,46 @@ def chunk_read_stored(*, chunk: Chunk) -> Iterator[bytes]:
 
 
 def chunk_read_range(*, chunk: Chunk, start: int, end: int) -> Iterator[bytes]:
-    """Raw bytes `start`..`end` (inclusive) of the chunk, checked at once."""
-    return iter((chunk_read_raw(chunk=chunk)[start : end + 1],))
+    """Raw bytes `start`..`end` (inclusive) of the chunk, checked.
+
+    A large chunk kept as it is (uncompressed, unsealed) is read and hashed piece by piece, and
+    each piece goes out as it is read but the last, which waits until the whole file matched:
+    a file cut short or missing is found before any byte, a changed byte before the last one
+    (the caller then aborts the response). Other chunks are read, checked and decoded at once.
+    """
+    kept = _kept(chunk)
+    if kept.algorithm != CompressionAlgorithm.NONE or kept.key_id or kept.size <= READ_PIECE:
+        return iter((chunk_read_raw(chunk=chunk)[start : end + 1],))
+    try:
+        mismatch = _size_mismatch(kept.store.size(kept.key), kept)
+        file = kept.store.open(kept.key)
+    except ChunkNotFoundError:
+        return iter((chunk_read_raw(chunk=chunk)[start : end + 1],))
+    if mismatch:
+        file.close()
+        raise ChunkDamaged(chunk=chunk, reason=mismatch)
+    return _pieces_checked_as_read(chunk, kept, file, start=start, end=end)
+
+
+def _pieces_checked_as_read(
+    chunk: Chunk, kept: _Kept, file: BinaryIO, *, start: int, end: int
+) -> Iterator[bytes]:
+    """Bytes `start`..`end` of `file`, hashed as read; the last piece once all of it matched."""
+    hasher = hashlib.sha256()
+    position = 0
+    held = None
+    with file:
+        while piece := file.read(READ_PIECE):
+            hasher.update(piece)
+            first, position = position, position + len(piece)
+            if position > start and first <= end:
+                if held is not None:
+                    yield held
+                held = piece[max(start - first, 0) : end + 1 - first]
+    if mismatch := _size_mismatch(position, kept) or _hash_mismatch(hasher.hexdigest(), kept):
+        raise ChunkDamaged(chunk=chunk, reason=mismatch)
+    if held is not None:
+        yield held
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """HTTP endpoints of chunks: ingest, listing, downloads, the manifest, stop and statistics."""
 
+import itertools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -79,9 +80,15 @@ def _time_mark(request: Request) -> int | None:
     return header_milliseconds(request, name=TIME_MARK_HEADER, code="invalid_time_mark")
 
 
-def _whole(read: Callable[..., Iterable[bytes]], /, **arguments: Any) -> bytes:
-    """A chunk's bytes, which `read` checks and gives whole at once, as one `bytes`."""
-    return b"".join(services.chunk_read_marking_damage(read, **arguments))
+def _checked(read: Callable[..., Iterable[bytes]], /, **arguments: Any) -> Iterable[bytes] | bytes:
+    """A chunk's bytes as `read` checks and gives them: one `bytes` when it gives them whole
+    (sent at once), else its pieces, streamed (a large chunk checked as it is read)."""
+    pieces = services.chunk_read_marking_damage(read, **arguments)
+    first = next(pieces, b"")
+    second = next(pieces, None)
+    if second is None:
+        return first
+    return itertools.chain((first, second), pieces)
 
 
 def _at_ms(value: str) -> int:
@@ -227,14 +234,14 @@ class ChunkDownloadView(SessionScopedMixin, APIView):
                 etag=chunk.sha256,
                 filename=filename,
                 coding=coding,
-                open_stored=lambda: _whole(selectors.chunk_read_stored, chunk=chunk),
+                open_stored=lambda: _checked(selectors.chunk_read_stored, chunk=chunk),
             )
         return byte_response(
             request,
             size=chunk.size,
             etag=chunk.sha256,
             filename=filename,
-            open_bytes=lambda start, end: _whole(
+            open_bytes=lambda start, end: _checked(
                 selectors.chunk_read_range, chunk=chunk, start=start, end=end
             ),
         )

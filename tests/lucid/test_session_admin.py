@@ -286,7 +286,7 @@ def test_the_download_links_work_for_an_auditor_logged_into_the_admin(auditor_cl
     response = auditor_client.get(f"/api/v1/sessions/{recorded.pk}/chunks/0/download")
 
     assert response.status_code == 200
-    assert b"".join(response.streaming_content) == screen_like(300 * KIB)
+    assert body_of(response) == screen_like(300 * KIB)
 
 
 def test_an_operator_renames_a_session_through_the_service(operator_client):
