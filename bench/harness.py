@@ -25,6 +25,19 @@ def option_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(prog=prog, description=(doc or "").partition("\n")[0])
 
 
+def service_options_add(parser: argparse.ArgumentParser) -> None:
+    """The options of a benchmark that starts the service: port, workers, --keep."""
+    parser.add_argument("--port", type=int, default=0, help="service port (default: a free one)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument(
+        "--worker-concurrency",
+        type=int,
+        default=2,
+        help="processes of the Celery worker, when CELERY_BROKER_URL is set",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+
+
 def exit_on_sigterm(signal_number: int, frame: object) -> None:
     """Turn SIGTERM into SystemExit so that `run_benchmark` still stops and cleans up."""
     raise SystemExit(128 + signal_number)

@@ -23,7 +23,7 @@ from bench.costs.cases import (
 )
 from bench.costs.nginx import Nginx, find_or_install_nginx, serve_file, start_nginx
 from bench.costs.report import Comparison, print_report
-from bench.harness import SEED, option_parser, progress, run_benchmark
+from bench.harness import SEED, option_parser, progress, run_benchmark, service_options_add
 from bench.ingest.data import random_chunks, screen_chunks
 from bench.ingest.limits import preallocated_buffer
 from bench.ingest.transfer import start_recording_session, upload_chunks, wait_until_stored, warm_up
@@ -63,15 +63,7 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--large-downloads", type=int, default=10, help="downloads of each 10 MiB case a round"
     )
-    parser.add_argument("--port", type=int, default=0, help="service port (default: a free one)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument(
-        "--worker-concurrency",
-        type=int,
-        default=2,
-        help="processes of the Celery worker, when CELERY_BROKER_URL is set",
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    service_options_add(parser)
     options = parser.parse_args(argv)
     if min(options.rounds, options.requests, options.small_chunks, options.large_downloads) < 1:
         parser.error("--rounds, --requests, --small-chunks and --large-downloads must be >= 1")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import bench.ingest
 from bench.client import obtain_tokens
-from bench.harness import SEED, option_parser, progress, run_benchmark
+from bench.harness import SEED, option_parser, progress, run_benchmark, service_options_add
 from bench.ingest.data import DATA_KINDS
 from bench.ingest.kinds import KindResult, measure_kind
 from bench.ingest.report import WorkerMemory, print_report
@@ -53,15 +53,7 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
         help="where the service keeps chunks and spool, one world after the other"
         f" (default: {','.join(STORAGES)})",
     )
-    parser.add_argument("--port", type=int, default=0, help="service port (default: a free one)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument(
-        "--worker-concurrency",
-        type=int,
-        default=2,
-        help="processes of the Celery worker, when CELERY_BROKER_URL is set",
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    service_options_add(parser)
     options = parser.parse_args(argv)
     if min(options.chunks, options.chunk_mib, options.rounds, options.clients) < 1:
         parser.error("--chunks, --chunk-mib, --rounds and --clients must be at least 1")

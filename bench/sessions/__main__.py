@@ -10,7 +10,7 @@ from pathlib import Path
 
 import bench.sessions
 from bench.client import obtain_tokens, refreshed_access_token
-from bench.harness import SEED, option_parser, progress, run_benchmark
+from bench.harness import SEED, option_parser, progress, run_benchmark, service_options_add
 from bench.ingest.data import screen_chunks
 from bench.ingest.transfer import warm_up
 from bench.ingest.worlds import FILESYSTEM, world_started
@@ -53,15 +53,7 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--connections", type=int, default=128, help="client connections at most (one a thread)"
     )
-    parser.add_argument("--port", type=int, default=0, help="service port (default: a free one)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument(
-        "--worker-concurrency",
-        type=int,
-        default=2,
-        help="processes of the Celery worker, when CELERY_BROKER_URL is set",
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    service_options_add(parser)
     options = parser.parse_args(argv)
     if options.max is not None:
         options.sessions_list = [count for count in options.sessions_list if count <= options.max]
