@@ -1,6 +1,7 @@
 """Reads of recording sessions."""
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -40,10 +41,12 @@ def session_access_cache_key(session_id: uuid.UUID) -> str:
     return f"lucid:session-access:{session_id}"
 
 
-def session_get(*, session_id: str | uuid.UUID) -> Session:
-    """The session with this id; a malformed or unknown id is `NotFound`."""
+def session_get(*, session_id: str | uuid.UUID, fields: Iterable[str] = ()) -> Session:
+    """The session with this id, only `fields` of it if given; a malformed or unknown id is
+    `NotFound`."""
+    sessions = session_list().only(*fields) if fields else session_list()
     try:
-        return session_list().get(pk=_session_key(session_id))
+        return sessions.get(pk=_session_key(session_id))
     except Session.DoesNotExist as error:
         raise NotFound(f"No session with id '{session_id}'.") from error
 

@@ -103,9 +103,14 @@ def _at_ms(value: str) -> int:
 class SessionScopedMixin:
     """Views under /sessions/{session_id}: the session is looked up once, 404 if unknown."""
 
+    # The columns the view's service reads, where loading the whole row would cost more.
+    session_fields: tuple[str, ...] = ()
+
     def get_session(self) -> Session:
         if not hasattr(self, "_session"):
-            self._session = session_get(session_id=self.kwargs["session_id"])
+            self._session = session_get(
+                session_id=self.kwargs["session_id"], fields=self.session_fields
+            )
             self.check_object_permissions(self.request, self._session)
         return self._session
 
@@ -251,6 +256,14 @@ class SessionStreamView(SessionScopedMixin, APIView):
     """Append raw bytes to a session's stream, which is cut into chunks of `chunk_size`."""
 
     recorder_operations = ("post",)
+    session_fields = (
+        "owner_id",
+        "status",
+        "ingest_mode",
+        "chunk_size",
+        "stream_offset",
+        "stream_part",
+    )
 
     @extend_schema(
         summary="Append bytes to the session's stream",
