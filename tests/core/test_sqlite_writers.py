@@ -83,3 +83,14 @@ def test_a_writer_of_another_process_holds_the_turn_until_the_timeout(monkeypatc
     with atomic():
         counters_add({"test.queue": 1})
     assert counters_read(["test.queue"]) == {"test.queue": 1}
+
+
+def test_its_queries_are_counted_as_django_prometheus_counts_them():
+    from django_prometheus.db import execute_total
+
+    counted = execute_total.labels("default", "sqlite")
+    before = counted._value.get()
+
+    counters_read(["test.queue"])
+
+    assert counted._value.get() == before + 1

@@ -8,6 +8,9 @@ thread lock of its process, then an exclusive `flock` on a file beside the datab
 every process of the service: the kernel hands it on the moment it is released. Waiting for
 either ends after the connection's `timeout`, with the "database is locked" error SQLite itself
 would raise.
+
+It is django-prometheus' SQLite backend (queries, errors and connections counted), whose cursor
+class is built once per connection instead of once per cursor.
 """
 
 import fcntl
@@ -16,13 +19,22 @@ import threading
 import time
 
 from django.db import OperationalError
-from django.db.backends.sqlite3 import base
+from django.utils.functional import cached_property
+from django_prometheus.db.backends.sqlite3 import base
+from django_prometheus.db.common import ExportingCursorWrapper
 
 POLL_SECONDS = 0.0005
 _writers = threading.Lock()
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    @cached_property
+    def _cursor_class(self) -> type:
+        return ExportingCursorWrapper(self.CURSOR_CLASS, self.alias, self.vendor)
+
+    def create_cursor(self, name=None):
+        return self.connection.cursor(factory=self._cursor_class)
+
     def _start_transaction_under_autocommit(self) -> None:
         self._writer_turn_take()
         try:
