@@ -43,7 +43,8 @@ class Chunk(models.Model):
     stored_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["session", "sequence"]
+        # By the column: ordering by `session` would join every query to sessions for theirs.
+        ordering = ["session_id", "sequence"]
         constraints = [
             models.UniqueConstraint(fields=["session", "sequence"], name="chunk_unique_sequence")
         ]
@@ -77,7 +78,7 @@ class TimeMark(models.Model):
     time_ms = models.PositiveBigIntegerField()
 
     class Meta:
-        ordering = ["session", "time_ms"]
+        ordering = ["session_id", "time_ms"]
         constraints = [
             models.UniqueConstraint(fields=["session", "time_ms"], name="time_mark_unique_time"),
             models.UniqueConstraint(

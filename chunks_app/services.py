@@ -241,7 +241,7 @@ def chunk_ingest(
         except BaseException:
             _chunk_files_drop(chunk)
             raise
-    atomic_retried(lambda: chunk_offsets_settle(session_id=session.pk))
+    chunk_offsets_settle(session_id=session.pk)
     return chunk, True
 
 
@@ -381,25 +381,32 @@ def chunk_offsets_settle(*, session_id: uuid.UUID) -> None:
 
     Uploads that arrive out of order, or commit in another order than they began, leave chunks
     unplaced; each upload settles what it can once it committed, and stop places the rest.
-    Every offset is the sum of the sizes before it, so concurrent settlements agree. Runs in a
-    transaction: on MongoDB a write outside one waits, unbounded, behind every transaction that
-    holds one of the chunks, where a transaction's conflict is retried here.
+    Every offset is the sum of the sizes before it, so concurrent settlements agree. Chunks to
+    place are placed in a transaction: on MongoDB a write outside one waits, unbounded, behind
+    every transaction that holds one of the chunks, where a transaction's conflict is retried
+    here. With none to place (uploads in order), it is one read.
     """
     unplaced = Chunk.objects.filter(session_id=session_id, offset__isnull=True)
-    first = unplaced.order_by("sequence").values_list("sequence", flat=True).first()
-    if first is None:
+    if not unplaced.exists():
         return
-    position = _offset_after(session_id=session_id, sequence=first)
-    if position is None:
-        return
-    placed = []
-    for chunk in unplaced.order_by("sequence").only("pk", "sequence", "size").iterator():
-        if chunk.sequence != first + len(placed):
-            break
-        chunk.offset = position
-        position += chunk.size
-        placed.append(chunk)
-    Chunk.objects.bulk_update(placed, ["offset"], batch_size=1000)
+
+    def place() -> None:
+        first = unplaced.order_by("sequence").values_list("sequence", flat=True).first()
+        if first is None:
+            return
+        position = _offset_after(session_id=session_id, sequence=first)
+        if position is None:
+            return
+        placed = []
+        for chunk in unplaced.order_by("sequence").only("pk", "sequence", "size").iterator():
+            if chunk.sequence != first + len(placed):
+                break
+            chunk.offset = position
+            position += chunk.size
+            placed.append(chunk)
+        Chunk.objects.bulk_update(placed, ["offset"], batch_size=1000)
+
+    atomic_retried(place)
 
 
 def chunk_offsets_place(*, session_id: uuid.UUID, across_gaps: bool) -> list[str]:

@@ -44,7 +44,7 @@ def session_access_cache_key(session_id: uuid.UUID) -> str:
 def session_get(*, session_id: str | uuid.UUID, fields: Iterable[str] = ()) -> Session:
     """The session with this id, only `fields` of it if given; a malformed or unknown id is
     `NotFound`."""
-    sessions = session_list().only(*fields) if fields else session_list()
+    sessions = Session.objects.only(*fields) if fields else session_list()
     try:
         return sessions.get(pk=_session_key(session_id))
     except Session.DoesNotExist as error:

@@ -146,6 +146,14 @@ class ChunkDetailView(SessionScopedMixin, APIView):
     """One chunk: read its metadata, or upload its bytes."""
 
     recorder_operations = ("get", "put")
+    session_fields = (
+        "owner_id",
+        "status",
+        "ingest_mode",
+        "chunk_size",
+        "compression_algorithm",
+        "compression_level",
+    )
 
     @extend_schema(
         summary="Get a chunk",

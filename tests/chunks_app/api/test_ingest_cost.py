@@ -1,0 +1,44 @@
+"""An upload or a stream append reads and writes its session's row no more than it must."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.chunks_app.helpers import post_stream, put_chunk, screen_like
+from tests.factories import SessionFactory
+
+
+def test_an_append_that_completes_no_chunk_reads_the_session_twice_and_writes_it_once(
+    api_client, user
+):
+    session = SessionFactory(owner=user, status="recording", chunk_size=1024 * 1024)
+    assert post_stream(api_client, session, screen_like(1000)).status_code == 200
+
+    with CaptureQueriesContext(connection) as queries:
+        response = post_stream(api_client, session, screen_like(2000, seed=1))
+
+    assert response.json() == {"received": 2000, "offset": 3000, "chunks": []}
+    of_session = [query["sql"] for query in queries if "sessions_app_session" in query["sql"]]
+    assert len(of_session) == 3, of_session
+
+
+def _session_queries(queries) -> list[str]:
+    return [query["sql"] for query in queries if "sessions_app_session" in query["sql"]]
+
+
+@pytest.mark.parametrize("time_ms", [None, "1500"], ids=["plain", "with a time mark"])
+def test_an_upload_stored_on_receipt_reads_the_session_and_its_pipeline_and_writes_totals_once(
+    api_client, user, settings, time_ms
+):
+    settings.LUCID_STORE_ON_RECEIPT = True
+    session = SessionFactory(owner=user, status="recording", chunk_size=1024 * 1024)
+    assert put_chunk(api_client, session, 0, screen_like(1000)).status_code == 201
+    headers = {} if time_ms is None else {"lucid_time_ms": time_ms}
+
+    with CaptureQueriesContext(connection) as queries:
+        response = put_chunk(api_client, session, 1, screen_like(2000, seed=1), **headers)
+
+    assert response.status_code == 201
+    assert response.json()["status"] == "stored"
+    writes = 1 if time_ms is None else 2
+    assert len(_session_queries(queries)) == 2 + writes, _session_queries(queries)
