@@ -3,6 +3,7 @@
 import gc
 import os
 import shutil
+import sys
 import tempfile
 import time
 
@@ -10,6 +11,7 @@ from lucid.env_file import env_file_load
 
 env_file_load()
 recorder = os.environ.get("LUCID_ROLE") == "recorder"
+SWITCH_INTERVAL_SECONDS = 0.001
 # When the master read this file; on the embedded default, work begun before died with a prior run.
 service_started = time.time()
 
@@ -69,13 +71,16 @@ def post_worker_init(worker) -> None:
 
     Full collections over the whole loaded code otherwise stall every thread of the worker for
     50-100 ms now and then: the tail latency of the API. Chunk-sized buffers stay with the
-    worker (core/memory.py). On the embedded default, one worker also runs the periodic tasks
-    (lucid/embedded.py).
+    worker (core/memory.py). A thread waiting for the GIL gets it within a millisecond, not
+    Python's default five: a thread that holds the database's write turn (SQLite) waits for the
+    GIL at each statement, and 300 recording sessions' appends queued behind it. On the embedded
+    default, one worker also runs the periodic tasks (lucid/embedded.py).
     """
     from core.memory import allocator_keep_large_buffers
     from lucid.embedded import scheduler_start
 
     allocator_keep_large_buffers()
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
     worker.wsgi = _closing_when_asked(worker.wsgi)
     gc.collect()
