@@ -5,6 +5,7 @@ test of what only the filesystem has asks for it alone with `@pytest.mark.parame
 ["filesystem"], indirect=True)`. `stored` shows what the backend holds, read around the store.
 """
 
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,3 +74,17 @@ def stored(store: ChunkStore) -> FilesUnderRoot | ObjectsUnderPrefix:
         return ObjectsUnderPrefix(store)
     assert isinstance(store, FileSystemChunkStore)
     return FilesUnderRoot(store.root)
+
+
+@pytest.fixture
+def flushed(monkeypatch) -> list[str]:
+    """The paths fsynced from now on, in order."""
+    paths = []
+    fsync = os.fsync
+
+    def recording_fsync(fd):
+        paths.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    return paths

@@ -1,6 +1,5 @@
 """A session's stream as segment files: what an append flushes to disk."""
 
-import os
 import uuid
 from pathlib import Path
 
@@ -9,20 +8,6 @@ import pytest
 from chunks_app.spool import session_stream
 
 pytestmark = pytest.mark.filesystem_only("the segment files and directory of a stream")
-
-
-@pytest.fixture
-def flushed(monkeypatch) -> list[str]:
-    """The paths fsynced from now on, in order."""
-    paths = []
-    fsync = os.fsync
-
-    def recording_fsync(fd):
-        paths.append(os.readlink(f"/proc/self/fd/{fd}"))
-        fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", recording_fsync)
-    return paths
 
 
 def test_an_append_that_begins_a_segment_flushes_it_and_its_directory(flushed):
