@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
-from celery.signals import worker_shutdown
+from celery.signals import task_postrun, worker_shutdown
 from celery.worker import state as worker_state
 from django.conf import settings as django_settings
 from django.core.cache import cache
@@ -210,6 +210,9 @@ def celery_worker(django_db_setup):
         return
     celery_app.control.purge()
     worker_shutdown.connect(_close_thread_connections, weak=False)
+    # A worker keeps its connection between tasks (CELERY_DB_REUSE_MAX); the pool's threads here
+    # close theirs after each task, so that the test database can be dropped at the end.
+    task_postrun.connect(_close_thread_connections, weak=False)
     with start_worker(
         celery_app,
         pool="threads",
