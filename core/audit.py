@@ -4,8 +4,10 @@ A request's user and address come from the request being served (set by `AuditMi
 commands and tasks name themselves with `audit_actor("command:cleanup")`.
 
 Reads that are served often (downloads, the manifest) record with `audit_record_on_close`: the
-entry is made while the request is served and saved when the server closes its response, once
-the body is sent, together with the entries of every other response closed meanwhile.
+entry is made while the request is served, written to the process's journal on disk before the
+response is returned (core/audit_journal.py), and saved in the database when the server closes
+the response, once the body is sent, together with the entries of every other response closed
+meanwhile.
 """
 
 import functools
@@ -24,6 +26,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponseBase
 from rest_framework.throttling import BaseThrottle
 
+from core.audit_journal import audit_journal_saved, audit_journal_write
 from core.choices import AuditAction
 from core.models import AuditEntry
 
@@ -61,6 +64,12 @@ class AuditMiddleware:
         finally:
             _served.reset(token)
         if served.on_close:
+            try:
+                audit_journal_write(served.on_close)
+            except OSError:
+                logger.exception("audit: the journal cannot be written; saving before the response")
+                AuditEntry.objects.bulk_create(served.on_close)
+                return response
             # Django's handlers and servers call these from `close()`, after the body is sent.
             response._resource_closers.append(functools.partial(_entries_save, served.on_close))
         return response
@@ -149,7 +158,8 @@ def _entries_save(entries: list[AuditEntry]) -> None:
 
     A response's close comes here after its body is sent. Closes in other threads meanwhile
     wait for the one saving, then find their entries saved with its batch or save the next one.
-    A batch the database refuses stays waiting, for the next close to save, and is logged.
+    A batch the database refuses stays waiting, for the next close to save, and is logged; its
+    entries stay in the journal too, for a replay should this process die first.
     """
     with _unsaved_lock:
         _unsaved.extend(entries)
@@ -168,6 +178,8 @@ def _entries_save(entries: list[AuditEntry]) -> None:
             with _unsaved_lock:
                 _unsaved[:0] = batch
             logger.exception("audit: %d entries wait to be saved at the next close", len(batch))
+        else:
+            audit_journal_saved(batch)
 
 
 @receiver(user_login_failed)

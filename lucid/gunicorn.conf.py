@@ -74,12 +74,22 @@ def post_worker_init(worker) -> None:
     worker (core/memory.py). A thread waiting for the GIL gets it within a millisecond, not
     Python's default five: a thread that holds the database's write turn (SQLite) waits for the
     GIL at each statement, and 300 recording sessions' appends queued behind it. On the embedded
-    default, one worker also runs the periodic tasks (lucid/embedded.py).
+    default, one worker also runs the periodic tasks (lucid/embedded.py). Audit entries that a
+    worker which died had journaled but not saved are saved now (core/audit_journal.py).
     """
+    from django.db import connections
+
+    from core.audit_journal import audit_journal_replay
     from core.memory import allocator_keep_large_buffers
     from lucid.embedded import scheduler_start
 
     allocator_keep_large_buffers()
+    try:
+        audit_journal_replay()
+    except Exception:
+        worker.log.exception("audit journal: replay failed; the next worker to start tries again")
+    finally:
+        connections.close_all()  # opened in this thread, which serves no request
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
     worker.wsgi = _closing_when_asked(worker.wsgi)
