@@ -209,7 +209,10 @@ def chunk_ingest(
 
     received = _ChunkBody(body, chunk_size=session.chunk_size)
     hasher = received.hasher
-    existing = Chunk.objects.filter(session=session, sequence=sequence).first()
+    # The chunk under this sequence, if any, and the one before, whose end is where this begins.
+    near = Chunk.objects.filter(session=session, sequence__in=(sequence - 1, sequence))
+    nearby = {chunk.sequence: chunk for chunk in near.order_by()}
+    existing = nearby.get(sequence)
     if existing is not None:
         for _ in received:
             pass
@@ -229,6 +232,7 @@ def chunk_ingest(
             chunk = _chunk_spool(session=session, sequence=sequence, pieces=received)
         chunk.size = received.size
         chunk.sha256 = hasher.hexdigest()
+        chunk.offset = 0 if sequence == 0 else _end_of(nearby.get(sequence - 1))
         try:
             _check_digest(hasher=hasher, expected=expected_sha256)
             atomic_retried(lambda: _record_upload(session=session, chunk=chunk, time_ms=time_ms))
@@ -248,12 +252,14 @@ def chunk_ingest(
 def _stores_on_receipt(session: Session) -> bool:
     """Whether an upload is compressed and stored in its request, instead of spooled for the
     pipeline: with LUCID_STORE_ON_RECEIPT (where tasks run in-process anyway) while the
-    session's pipeline runs. Its 201 then follows the stored file's fsync, as it would the
-    spool's."""
+    session's pipeline runs (as loaded with the session). Its 201 then follows the stored
+    file's fsync, as it would the spool's."""
     if not settings.LUCID_STORE_ON_RECEIPT:
         return False
-    running = Session.objects.filter(pk=session.pk, pipeline__state=PipelineState.RUNNING)
-    return running.exists()
+    try:
+        return session.pipeline.state == PipelineState.RUNNING
+    except ObjectDoesNotExist:
+        return False
 
 
 def _chunk_spool(*, session: Session, sequence: int, pieces: Iterable[bytes]) -> Chunk:
@@ -338,7 +344,6 @@ def _record_upload(*, session: Session, chunk: Chunk, time_ms: int | None) -> No
     recording = Q(status=SessionStatus.RECORDING)
     if not tally_apply(session_id=session.pk, tally=_upload_tally(chunk), only_if=recording):
         raise _not_recording_now(session)
-    chunk.offset = _offset_after(session_id=session.pk, sequence=chunk.sequence)
     chunk.save(force_insert=True)
     if time_ms is not None:
         _time_mark_add(session=session, sequence=chunk.sequence, position=0, time_ms=time_ms)
@@ -365,15 +370,19 @@ def chunk_log_stored(*, chunk: Chunk) -> None:
     )
 
 
+def _end_of(chunk: Chunk | None) -> int | None:
+    """Where the chunk after `chunk` begins, if `chunk` is there and placed."""
+    if chunk is None or chunk.offset is None:
+        return None
+    return chunk.offset + chunk.size
+
+
 def _offset_after(*, session_id: uuid.UUID, sequence: int) -> int | None:
     """Where chunk `sequence` begins, if the chunk before it is there and placed."""
     if sequence == 0:
         return 0
     before = Chunk.objects.filter(session_id=session_id, sequence=sequence - 1)
-    placed = before.values_list("offset", "size").first()
-    if placed is None or placed[0] is None:
-        return None
-    return placed[0] + placed[1]
+    return _end_of(before.only("offset", "size").first())
 
 
 def chunk_offsets_settle(*, session_id: uuid.UUID) -> None:

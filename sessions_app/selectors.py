@@ -42,9 +42,12 @@ def session_access_cache_key(session_id: uuid.UUID) -> str:
 
 
 def session_get(*, session_id: str | uuid.UUID, fields: Iterable[str] = ()) -> Session:
-    """The session with this id, only `fields` of it if given; a malformed or unknown id is
-    `NotFound`."""
-    sessions = Session.objects.only(*fields) if fields else session_list()
+    """The session with this id, only `fields` of it if given (`relation__field` joins the
+    relation in); a malformed or unknown id is `NotFound`."""
+    sessions = session_list()
+    if fields:
+        related = {name.partition("__")[0] for name in fields if "__" in name}
+        sessions = Session.objects.select_related(*related).only(*fields)
     try:
         return sessions.get(pk=_session_key(session_id))
     except Session.DoesNotExist as error:

@@ -153,6 +153,7 @@ class ChunkDetailView(SessionScopedMixin, APIView):
         "chunk_size",
         "compression_algorithm",
         "compression_level",
+        "pipeline__state",
     )
 
     @extend_schema(
