@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.core.signals import request_finished
-from django.db import close_old_connections
 from django.http import HttpResponse
 from django.test import RequestFactory
 
@@ -21,6 +19,7 @@ from core.audit import AuditMiddleware, audit_record_on_close
 from core.audit_journal import audit_journal_replay
 from core.choices import AuditAction
 from core.models import AuditEntry
+from tests.core.helpers import response_close
 
 pytestmark = pytest.mark.django_db
 
@@ -68,15 +67,6 @@ def _served(sequence: int) -> HttpResponse:
     return AuditMiddleware(view)(RequestFactory().get("/download"))
 
 
-def _close(response: HttpResponse) -> None:
-    """Close as the server does, keeping the test's database connection open."""
-    request_finished.disconnect(close_old_connections)
-    try:
-        response.close()
-    finally:
-        request_finished.connect(close_old_connections)
-
-
 def _die_serving(count: int) -> None:
     """Serve `count` downloads in another process that is killed before their responses close."""
     environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "lucid.settings"}
@@ -95,7 +85,7 @@ def test_an_entry_is_on_disk_before_its_response_is_returned_and_gone_once_saved
     (line,) = _journal_lines()
     assert (line["action"], line["sequence"]) == ("chunk_downloaded", 4)
     assert not AuditEntry.objects.exists()
-    _close(response)
+    response_close(response)
     assert str(AuditEntry.objects.get().pk) == line["id"]
     assert _journal_lines() == []
 
@@ -137,7 +127,7 @@ def test_a_replay_leaves_the_journal_of_a_living_process_to_it():
 
     assert audit_journal_replay() == 0
     assert not AuditEntry.objects.exists()
-    _close(response)
+    response_close(response)
     assert AuditEntry.objects.get().sequence == 1
 
 
@@ -147,8 +137,8 @@ def test_a_full_journal_file_is_followed_by_a_new_one_and_removed_once_saved(mon
     second = _served(sequence=2)
     assert len(list(_journal().glob("*.jsonl"))) == 2
 
-    _close(first)
-    _close(second)
+    response_close(first)
+    response_close(second)
 
     assert len(list(_journal().glob("*.jsonl"))) == 1
     assert _journal_lines() == []
@@ -162,5 +152,5 @@ def test_without_a_journal_the_entries_are_saved_before_the_response(settings, t
     response = _served(sequence=7)
 
     assert AuditEntry.objects.get().sequence == 7
-    _close(response)
+    response_close(response)
     assert AuditEntry.objects.count() == 1

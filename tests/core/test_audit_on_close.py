@@ -5,8 +5,7 @@ import time
 from unittest import mock
 
 import pytest
-from django.core.signals import request_finished
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError
 from django.http import HttpResponse
 from django.test import RequestFactory
 
@@ -14,6 +13,7 @@ from core import audit
 from core.audit import AuditMiddleware, audit_record_on_close
 from core.choices import AuditAction
 from core.models import AuditEntry
+from tests.core.helpers import response_close
 
 pytestmark = pytest.mark.django_db
 
@@ -29,20 +29,11 @@ def _served(*actions: AuditAction) -> HttpResponse:
     return AuditMiddleware(view)(RequestFactory().get("/download", REMOTE_ADDR="10.0.0.7"))
 
 
-def _close(response: HttpResponse) -> None:
-    """Close as the server does, keeping the test's database connection open."""
-    request_finished.disconnect(close_old_connections)
-    try:
-        response.close()
-    finally:
-        request_finished.connect(close_old_connections)
-
-
 def test_an_entry_is_saved_when_its_response_is_closed_not_before():
     response = _served(AuditAction.CHUNK_DOWNLOADED)
 
     assert not AuditEntry.objects.exists()
-    _close(response)
+    response_close(response)
     (entry,) = AuditEntry.objects.all()
     assert (entry.action, entry.actor, entry.address) == (
         "chunk_downloaded",
@@ -61,15 +52,15 @@ def test_a_response_without_entries_saves_nothing_when_closed(django_assert_num_
     response = _served()
 
     with django_assert_num_queries(0):
-        _close(response)
+        response_close(response)
 
 
 def test_entries_the_database_refused_are_saved_with_the_next_close():
     first, second = _served(AuditAction.CHUNK_DOWNLOADED), _served(AuditAction.MANIFEST_READ)
     with mock.patch.object(AuditEntry, "save", side_effect=DatabaseError("busy")):
-        _close(first)
+        response_close(first)
 
-    _close(second)
+    response_close(second)
 
     assert sorted(AuditEntry.objects.values_list("action", flat=True)) == [
         "chunk_downloaded",

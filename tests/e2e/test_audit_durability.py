@@ -1,11 +1,9 @@
 """A download whose status line was sent is in the audit trail even if the server is killed with
 SIGKILL before the body is: the entry was journaled on disk first and is saved at the restart."""
 
-import http.client
 import random
 
 from tests.support.client import API, USERNAME, login, put_chunk, session_start
-from tests.support.ports import HOST
 
 # Far more than the sockets' buffers hold: the server is still sending when it is killed.
 CHUNK_BYTES = 32 * 1024 * 1024
@@ -15,18 +13,10 @@ def test_a_download_cut_off_by_sigkill_is_in_the_audit_trail_after_the_restart(s
     client = login(server.client())
     session_id = session_start(client, name="evidence", chunk_size=CHUNK_BYTES)
     put_chunk(client, session_id, 0, random.Random(7).randbytes(CHUNK_BYTES))
-    connection = http.client.HTTPConnection(HOST, server.port, timeout=60)
-    connection.request(
-        "GET",
-        f"{API}/sessions/{session_id}/chunks/0/download",
-        headers={"Authorization": f"Bearer {client.token}"},
-    )
-    response = connection.getresponse()
-    assert response.status == 200
-    assert len(response.read(1024)) == 1024
-
-    server.kill()
-    connection.close()
+    with client.streamed(f"{API}/sessions/{session_id}/chunks/0/download") as response:
+        assert response.status == 200
+        assert len(response.read(1024)) == 1024
+        server.kill()
     server.start()
 
     client = login(server.client())

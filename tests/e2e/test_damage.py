@@ -4,15 +4,7 @@ import http.client
 
 import pytest
 
-from tests.support.client import (
-    API,
-    HTTP_TIMEOUT_SECONDS,
-    login,
-    put_chunk,
-    session_start,
-    wait_until_stored,
-)
-from tests.support.ports import HOST
+from tests.support.client import API, login, put_chunk, session_start, wait_until_stored
 
 CHUNK_SIZE = 64 * 1024
 CHUNKS = [bytes([sequence]) * 1000 + bytes(range(256)) * 200 for sequence in range(3)]
@@ -28,21 +20,11 @@ def test_a_damaged_later_chunk_leaves_the_recording_incomplete(server, tmp_path)
     data = bytearray(stored.read_bytes())
     data[len(data) // 2] ^= 0x01
     stored.write_bytes(bytes(data))
-    connection = http.client.HTTPConnection(HOST, server.port, timeout=HTTP_TIMEOUT_SECONDS)
-
-    try:
-        connection.request(
-            "GET",
-            f"{API}/sessions/{session_id}/recording",
-            headers={"Authorization": f"Bearer {client.token}"},
-        )
-        response = connection.getresponse()
+    with client.streamed(f"{API}/sessions/{session_id}/recording") as response:
         assert response.status == 200
         assert response.headers["Content-Length"] == str(sum(map(len, CHUNKS)))
         with pytest.raises(http.client.IncompleteRead) as cut_off:
             response.read()
-    finally:
-        connection.close()
 
     assert cut_off.value.partial == CHUNKS[0]
     chunk = client.call("GET", f"{API}/sessions/{session_id}/chunks/1")

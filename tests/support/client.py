@@ -5,7 +5,8 @@ import hashlib
 import http.client
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from tests.support.ports import HOST
 
@@ -69,6 +70,17 @@ class ServiceClient:
         status, content = self.request(method, path, **kwargs)
         assert status == expected, f"{method} :{self.port}{path} -> {status} {content[:2000]!r}"
         return json.loads(content) if content else {}
+
+    @contextmanager
+    def streamed(self, path: str) -> Iterator[http.client.HTTPResponse]:
+        """The response to a GET, its body left on the connection, open until the block ends."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        connection = http.client.HTTPConnection(HOST, self.port, timeout=HTTP_TIMEOUT_SECONDS)
+        try:
+            connection.request("GET", path, headers=headers)
+            yield connection.getresponse()
+        finally:
+            connection.close()
 
     def fetch(self, path: str) -> bytes:
         """The body of a GET that must answer 200."""
