@@ -224,7 +224,7 @@ def chunk_ingest(
         return chunk, False
 
     with _lost_to_deletion(session):
-        if _stores_on_receipt(session):
+        if _stores_on_receipt(session, content_length=content_length):
             chunk = _chunk_store_on_receipt(
                 session=session, sequence=sequence, received=received, expected=expected_sha256
             )
@@ -249,12 +249,13 @@ def chunk_ingest(
     return chunk, True
 
 
-def _stores_on_receipt(session: Session) -> bool:
+def _stores_on_receipt(session: Session, *, content_length: int | None) -> bool:
     """Whether an upload is compressed and stored in its request, instead of spooled for the
-    pipeline: with LUCID_STORE_ON_RECEIPT (where tasks run in-process anyway) while the
-    session's pipeline runs (as loaded with the session). Its 201 then follows the stored
-    file's fsync, as it would the spool's."""
-    if not settings.LUCID_STORE_ON_RECEIPT:
+    pipeline: one of up to LUCID_STORE_ON_RECEIPT_MAX_KB (a chunked one, if any chunk of the
+    session is) while the session's pipeline runs (as loaded with the session). Its 201 then
+    follows the stored file's fsync, as it would the spool's."""
+    largest = session.chunk_size if content_length is None else content_length
+    if largest > settings.LUCID_STORE_ON_RECEIPT_MAX_KB * 1024:
         return False
     try:
         return session.pipeline.state == PipelineState.RUNNING

@@ -412,9 +412,14 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 if CELERY_TASK_ALWAYS_EAGER:
     CELERY_BROKER_URL = "memory://"
-# Where tasks run in-process anyway, an upload is compressed and stored in its request, with no
-# round trip through the spool (its pipeline paused, it is spooled as with a broker).
-LUCID_STORE_ON_RECEIPT = CELERY_TASK_ALWAYS_EAGER
+# An upload of up to this size is compressed and stored in its own request while its session's
+# pipeline runs, with no round trip through the spool and a worker: any upload where tasks run
+# in-process anyway; with a broker, small ones, which cost less to compress than the hop to a
+# worker. 0: every upload goes through the spool.
+LUCID_STORE_ON_RECEIPT_MAX_KB = env_int(
+    "LUCID_STORE_ON_RECEIPT_MAX_KB",
+    LUCID_MAX_CHUNK_SIZE_MB * 1024 if CELERY_TASK_ALWAYS_EAGER else 1024,
+)
 # Eager retries work only without propagation; failures are logged by the task tracer.
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True

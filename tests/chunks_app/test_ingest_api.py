@@ -89,7 +89,8 @@ def test_upload_response_describes_the_chunk(api_client, recording):
     assert body_json["sequence"] == 7
     assert body_json["size"] == 1000
     assert body_json["sha256"] == hashlib.sha256(body).hexdigest()
-    assert body_json["status"] == ("stored" if settings.LUCID_STORE_ON_RECEIPT else "received")
+    on_receipt = len(body) <= settings.LUCID_STORE_ON_RECEIPT_MAX_KB * 1024
+    assert body_json["status"] == ("stored" if on_receipt else "received")
 
 
 def test_session_totals_follow_uploads(api_client, recording):

@@ -94,6 +94,18 @@ def test_chunked_put_lands_the_chunk(api_client, recording):
     assert body_of(download(api_client, recording, 0)) == data
 
 
+@pytest.mark.parametrize("limit_kb", [CHUNK_SIZE // 1024, CHUNK_SIZE // 1024 - 1])
+def test_a_chunked_put_is_stored_on_receipt_only_if_any_chunk_of_its_session_may_be(
+    api_client, recording, settings, limit_kb
+):
+    settings.LUCID_STORE_ON_RECEIPT_MAX_KB = limit_kb
+
+    response = _put(api_client, recording, 0, io.BytesIO(random_bytes(100)), chunked=True)
+
+    on_receipt = limit_kb * 1024 >= CHUNK_SIZE
+    assert response.json()["status"] == ("stored" if on_receipt else "received")
+
+
 def test_chunked_put_over_the_chunk_size_is_413_and_stores_nothing(api_client, recording):
     response = _put(api_client, recording, 0, io.BytesIO(bytes(CHUNK_SIZE + 1)), chunked=True)
 

@@ -16,7 +16,7 @@ BODY = random_bytes(SIZE)
 def large(api_client, user, settings):
     """A session whose one chunk, incompressible, is stored as it is, in three pieces (by its
     upload's request, in every world)."""
-    settings.LUCID_STORE_ON_RECEIPT = True
+    settings.LUCID_STORE_ON_RECEIPT_MAX_KB = settings.LUCID_MAX_CHUNK_SIZE_MB * 1024
     session = SessionFactory(owner=user, status="recording", chunk_size=4 * READ_PIECE)
     assert put_chunk(api_client, session, 0, BODY).status_code == 201
     chunk = Chunk.objects.get(session=session, sequence=0)

@@ -1,4 +1,5 @@
-"""Uploads compressed and stored in their request (LUCID_STORE_ON_RECEIPT), in every world."""
+"""Uploads compressed and stored in their request (LUCID_STORE_ON_RECEIPT_MAX_KB), in every
+world."""
 
 import pytest
 
@@ -18,7 +19,7 @@ from tests.chunks_app.helpers import (
 
 @pytest.fixture(autouse=True)
 def store_on_receipt(settings):
-    settings.LUCID_STORE_ON_RECEIPT = True
+    settings.LUCID_STORE_ON_RECEIPT_MAX_KB = settings.LUCID_MAX_CHUNK_SIZE_MB * 1024
 
 
 def _spool_writes(faults) -> list[str]:
@@ -129,3 +130,16 @@ def test_a_store_that_fails_leaves_the_upload_spooled_and_acknowledged(
     (chunk,) = wait_until_settled(recording)
     assert chunk.status == "stored"
     assert body_of(download(api_client, recording, 0)) == body
+
+
+def test_an_upload_over_the_limit_is_spooled_for_the_pipeline(
+    api_client, recording, spool_faults, settings
+):
+    settings.LUCID_STORE_ON_RECEIPT_MAX_KB = 2
+
+    within = put_chunk(api_client, recording, 0, screen_like(2048))
+    put_chunk(api_client, recording, 1, screen_like(2049, seed=1))
+
+    assert within.json()["status"] == "stored"
+    over = Chunk.objects.get(session=recording, sequence=1)
+    assert _spool_writes(spool_faults) == [over.spool_key]

@@ -217,7 +217,7 @@ def test_stream_segments_past_the_acknowledged_tail_are_removed(api_client, user
 @pytest.fixture
 def spooled_uploads(settings):
     """Uploads go through the spool, as with a broker, even where they could be stored at once."""
-    settings.LUCID_STORE_ON_RECEIPT = False
+    settings.LUCID_STORE_ON_RECEIPT_MAX_KB = 0
 
 
 def test_the_spool_copy_of_an_already_stored_chunk_is_removed(

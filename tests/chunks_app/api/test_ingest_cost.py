@@ -30,7 +30,7 @@ def _session_queries(queries) -> list[str]:
 def test_an_upload_stored_on_receipt_reads_the_session_with_its_pipeline_once_and_writes_once(
     api_client, user, settings, time_ms
 ):
-    settings.LUCID_STORE_ON_RECEIPT = True
+    settings.LUCID_STORE_ON_RECEIPT_MAX_KB = settings.LUCID_MAX_CHUNK_SIZE_MB * 1024
     session = SessionFactory(owner=user, status="recording", chunk_size=1024 * 1024)
     assert put_chunk(api_client, session, 0, screen_like(1000)).status_code == 201
     headers = {} if time_ms is None else {"lucid_time_ms": time_ms}
