@@ -13,6 +13,7 @@ from bench.client import obtain_tokens
 from bench.harness import SEED, option_parser, progress, run_benchmark, service_options_add
 from bench.ingest.data import DATA_KINDS
 from bench.ingest.kinds import KindResult, measure_kind
+from bench.ingest.receive_floor import measure_receive_floor
 from bench.ingest.report import WorkerMemory, print_report
 from bench.ingest.transfer import warm_up
 from bench.ingest.worlds import S3, STORAGES, World, world_started
@@ -89,6 +90,16 @@ def run(options: argparse.Namespace, workdir: Path, processes: Processes) -> Non
     for kind, make_chunks in DATA_KINDS.items():
         progress(f"{kind}: generating {options.chunks} chunks of {options.chunk_mib} MiB")
         chunk_sets[kind] = make_chunks(options.chunks, options.chunk_mib * MIB, SEED)
+    receive_floors = {
+        kind: measure_receive_floor(
+            chunks,
+            workdir / "receive-floor" / kind,
+            workers=options.workers,
+            clients=options.clients,
+            rounds=options.rounds,
+        )
+        for kind, chunks in chunk_sets.items()
+    }
     results: list[KindResult] = []
     worker_memories: dict[str, WorkerMemory | None] = {}
     for storage in options.storage:
@@ -99,7 +110,7 @@ def run(options: argparse.Namespace, workdir: Path, processes: Processes) -> Non
                 world, chunk_sets, credentials, options
             )
         results += world_results
-    print_report(results, options, worker_memories)
+    print_report(results, options, worker_memories, receive_floors)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -104,15 +104,36 @@ def print_ingest_cpu_target(results: list[KindResult]) -> None:
     print(f"b/a CPU against the target <= {INGEST_CPU_TARGET}x: {'; '.join(ratios)}")
 
 
+def print_receive_floor(results: list[KindResult], receive_floors: dict[str, float]) -> None:
+    """What receiving a chunk over HTTP alone costs, against (a): how much of the target's
+    margin over (a) any service on gunicorn has left for its own work."""
+    shares = []
+    for kind, seconds in receive_floors.items():
+        plain = statistics.median(
+            result.raw_limit_cpu_seconds for result in results if result.kind == kind
+        )
+        left = (INGEST_CPU_TARGET - 1) * plain - seconds
+        shares.append(
+            f"{kind} {milliseconds(seconds)} ms = {seconds / plain:.2f} x (a), leaving"
+            f" {milliseconds(left)} ms a chunk for all else"
+        )
+    print(
+        "HTTP receive floor (gunicorn with the service's worker reading the body into nothing),"
+        f" CPU per chunk against (a) and the {INGEST_CPU_TARGET}x target: {'; '.join(shares)}"
+    )
+
+
 def print_report(
     results: list[KindResult],
     options: argparse.Namespace,
     worker_memories: dict[str, WorkerMemory | None],
+    receive_floors: dict[str, float],
 ) -> None:
     print_table("storage, kind", results, label, COLUMNS)
     print()
     print_table("storage, kind", results, label, CPU_COLUMNS)
     print_ingest_cpu_target(results)
+    print_receive_floor(results, receive_floors)
     print_s3_against_filesystem(results)
     passed_through = ", ".join(
         f"{label(result)} {result.passthrough_zstd_chunks} of {options.chunks}"
