@@ -46,8 +46,9 @@ def session_get(*, session_id: str | uuid.UUID, fields: Iterable[str] = ()) -> S
     relation in); a malformed or unknown id is `NotFound`."""
     sessions = session_list()
     if fields:
-        related = {name.partition("__")[0] for name in fields if "__" in name}
-        sessions = Session.objects.select_related(*related).only(*fields)
+        sessions = Session.objects.only(*fields)
+        if related := {name.partition("__")[0] for name in fields if "__" in name}:
+            sessions = sessions.select_related(*related)
     try:
         return sessions.get(pk=_session_key(session_id))
     except Session.DoesNotExist as error:

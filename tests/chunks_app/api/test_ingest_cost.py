@@ -20,6 +20,7 @@ def test_an_append_that_completes_no_chunk_reads_the_session_twice_and_writes_it
     assert response.json() == {"received": 2000, "offset": 3000, "chunks": []}
     of_session = [query["sql"] for query in queries if "sessions_app_session" in query["sql"]]
     assert len(of_session) == 3, of_session
+    assert not any("JOIN" in sql for sql in of_session), of_session
 
 
 def _session_queries(queries) -> list[str]:
