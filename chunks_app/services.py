@@ -15,14 +15,14 @@ from django.db import IntegrityError
 from django.db.models import Q
 from django.utils import timezone
 
-from chunks_app.codecs import compress_if_smaller
 from chunks_app.merkle import merkle_root
 from chunks_app.models import MAX_SEQUENCE, Chunk, TimeMark
-from chunks_app.sealing import active_key_id, chunk_seal, stored_key, upload_spool_key
+from chunks_app.sealing import active_key_id, chunk_seal, upload_spool_key
 from chunks_app.selectors import ChunkDamaged, chunk_sequences_complete
 from chunks_app.signals import chunks_received
 from chunks_app.spool import Segment, get_spool, session_stream
 from chunks_app.storage import ChunkStoreError, get_chunk_store
+from chunks_app.stored_form import chunk_stored_form
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus, PipelineState
 from core.db import atomic_retried, lock_rows, on_commit
@@ -287,30 +287,20 @@ def _chunk_store_on_receipt(
     raw = b"".join(received)
     _check_digest(hasher=received.hasher, expected=expected)
     started = time.perf_counter()
-    algorithm, kept = compress_if_smaller(
-        raw, algorithm=session.compression_algorithm, level=session.compression_level
+    form = chunk_stored_form(
+        session=session, sequence=sequence, raw=raw, raw_sha256=received.hasher.hexdigest()
     )
-    key_id = active_key_id()
-    storage_key = stored_key(
-        session_id=session.pk, sequence=sequence, algorithm=algorithm, key_id=key_id
-    )
-    sealed = chunk_seal([kept], session_id=session.pk, sequence=sequence, key_id=key_id)
     try:
-        get_chunk_store().put(storage_key, sealed, if_absent=True)
+        get_chunk_store().put(form.storage_key, form.sealed(), if_absent=True)
     except (ChunkStoreError, ImproperlyConfigured):
         return _chunk_spool(session=session, sequence=sequence, pieces=[raw])
     now = timezone.now()
-    kept_sha256 = received.hasher.hexdigest() if kept is raw else hashlib.sha256(kept).hexdigest()
     return Chunk(
         id=uuid.uuid4(),
         session=session,
         sequence=sequence,
         status=ChunkStatus.STORED,
-        algorithm=algorithm,
-        compressed_size=len(kept),
-        stored_sha256=kept_sha256,
-        storage_key=storage_key,
-        key_id=key_id,
+        **form.chunk_fields(),
         attempts=1,
         queued_at=now,
         claimed_at=now,

@@ -1,6 +1,5 @@
 """Writes of pipelines: pause, resume and retry, queueing chunks, and processing one chunk."""
 
-import hashlib
 import logging
 import time
 import uuid
@@ -9,12 +8,12 @@ from datetime import datetime
 from django.db.models import F, Q
 from django.utils import timezone
 
-from chunks_app.codecs import compress_if_smaller
 from chunks_app.models import Chunk
-from chunks_app.sealing import active_key_id, chunk_seal, chunk_unsealed, stored_key
+from chunks_app.sealing import chunk_unsealed
 from chunks_app.services import chunk_log_stored
 from chunks_app.spool import get_spool
 from chunks_app.storage import ChunkNotFoundError, get_chunk_store
+from chunks_app.stored_form import chunk_stored_form
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus, PipelineState
 from core.db import atomic_retried, on_commit
@@ -252,47 +251,40 @@ def chunk_process(*, chunk_id: uuid.UUID) -> str:
     if raw is None:
         return "skipped"
     session = chunk.session
-    algorithm, stored = compress_if_smaller(
-        raw, algorithm=session.compression_algorithm, level=session.compression_level
-    )
-    stored_sha256 = chunk.sha256 if stored is raw else hashlib.sha256(stored).hexdigest()
-    key_id = active_key_id()
-    storage_key = stored_key(
-        session_id=session.pk, sequence=chunk.sequence, algorithm=algorithm, key_id=key_id
+    form = chunk_stored_form(
+        session=session, sequence=chunk.sequence, raw=raw, raw_sha256=chunk.sha256
     )
     store = get_chunk_store()
-    if stored is raw and chunk.key_id == key_id:
-        store.put_from(storage_key, source=get_spool(), source_key=chunk.spool_key)
+    if form.content is raw and chunk.key_id == form.key_id:
+        store.put_from(form.storage_key, source=get_spool(), source_key=chunk.spool_key)
     else:
-        sealed = chunk_seal([stored], session_id=session.pk, sequence=chunk.sequence, key_id=key_id)
-        store.put(storage_key, sealed)
+        store.put(form.storage_key, form.sealed())
     seconds = time.perf_counter() - started
 
     def finish() -> bool:
         finished = Chunk.objects.filter(pk=chunk.pk, status=ChunkStatus.PROCESSING).update(
             status=ChunkStatus.STORED,
-            algorithm=algorithm,
-            compressed_size=len(stored),
-            stored_sha256=stored_sha256,
-            storage_key=storage_key,
-            key_id=key_id,
+            **form.chunk_fields(),
             stored_at=timezone.now(),
             processing_ms=seconds * 1000,
             error="",
         )
         if finished:
             tally = tallies.chunk_stored(
-                size=chunk.size, stored_size=len(stored), algorithm=algorithm, seconds=seconds
+                size=chunk.size,
+                stored_size=len(form.content),
+                algorithm=form.algorithm,
+                seconds=seconds,
             )
             tally_apply(session_id=session.pk, tally=tally)
         return bool(finished)
 
     if not atomic_retried(finish):
         if not Chunk.objects.filter(pk=chunk.pk).exists():
-            store.delete(storage_key)
+            store.delete(form.storage_key)
         return "skipped"
     get_spool().delete(chunk.spool_key)
-    chunk.algorithm, chunk.compressed_size = algorithm, len(stored)
+    chunk.algorithm, chunk.compressed_size = form.algorithm, len(form.content)
     chunk.processing_ms = seconds * 1000
     chunk_log_stored(chunk=chunk)
     return "stored"
