@@ -14,4 +14,5 @@ class CoreConfig(AppConfig):
         from core import (
             audit,  # noqa: F401 - connects the login failure receiver
             checks,  # noqa: F401 - registers the encryption key check
+            receivers,  # noqa: F401 - forgets cached identities when they change
         )

@@ -5,14 +5,16 @@ from collections.abc import Iterable
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group, Permission
 from django.contrib.auth.password_validation import validate_password
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 from rest_framework.authtoken.models import Token
 
 from core.choices import Role
-from core.db import atomic
+from core.db import atomic, on_commit
 from core.errors import Conflict, ValidationFailed
 from core.roles import roles_grant
+from core.selectors import api_key_cache_key, user_cache_key
 
 # Roles whose members log into the operator console: they are staff and need a password.
 CONSOLE_ROLES = frozenset({Role.OPERATOR, Role.AUDITOR})
@@ -97,3 +99,14 @@ def api_key_issue(*, user: AbstractUser, rotate: bool = False) -> str:
         Token.objects.filter(user=user).delete()
     token, _ = Token.objects.get_or_create(user=user)
     return token.key
+
+
+def identities_forget(*, user_ids: Iterable[object] = (), api_keys: Iterable[str] = ()) -> None:
+    """Drop the cached identities of these users and keys, now and again once the change that
+    called this commits (a request reading the old row meanwhile may have cached it again)."""
+    keys = [user_cache_key(user_id) for user_id in user_ids]
+    keys += [api_key_cache_key(key) for key in api_keys]
+    if not keys:
+        return
+    cache.delete_many(keys)
+    on_commit(lambda: cache.delete_many(keys))

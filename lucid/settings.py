@@ -159,6 +159,8 @@ LUCID_WATCHDOG_INTERVAL_SECONDS = env_int("LUCID_WATCHDOG_INTERVAL_SECONDS", 60)
 LUCID_STORAGE_USAGE_CACHE_SECONDS = env_int("LUCID_STORAGE_USAGE_CACHE_SECONDS", 60)
 LUCID_STATISTICS_CACHE_SECONDS = env_int("LUCID_STATISTICS_CACHE_SECONDS", 10)
 LUCID_SESSION_ACCESS_CACHE_SECONDS = env_int("LUCID_SESSION_ACCESS_CACHE_SECONDS", 60)
+# Longest life of a cached caller (user row and roles, API key → user), dropped on change.
+LUCID_IDENTITY_CACHE_SECONDS = env_int("LUCID_IDENTITY_CACHE_SECONDS", 60)
 # How long the playback token in a playlist's URIs lets a player read the recording.
 LUCID_PLAYBACK_TOKEN_SECONDS = env_int("LUCID_PLAYBACK_TOKEN_SECONDS", 3600)
 LUCID_HEALTH_MIN_FREE_MB = env_int("LUCID_HEALTH_MIN_FREE_MB", 512)
@@ -343,7 +345,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = LUCID_METADATA_MAX_BYTES * 4
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "core.api.authentication.AccessTokenAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "core.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [

@@ -1,14 +1,15 @@
-"""Authentication beyond DRF's own: JWT access tokens whose errors say what to do, and a
-playback token in the query string, for the views a media player reads."""
+"""Authentication beyond DRF's own: JWT access tokens whose errors say what to do, API keys and
+access tokens whose users come from the identity cache, and a playback token in the query
+string, for the views a media player reads."""
 
-from django.contrib.auth import get_user_model
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
-from rest_framework.authentication import BaseAuthentication
+from rest_framework.authentication import BaseAuthentication, TokenAuthentication
 from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, InvalidToken, TokenError
+from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken, Token
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
@@ -18,6 +19,7 @@ from core.playback_tokens import (
     PlaybackTokenInvalid,
     playback_token_read,
 )
+from core.selectors import api_key_user_get, user_get
 
 TOKEN_PARAMETER = "token"
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -48,6 +50,18 @@ class AccessTokenAuthentication(JWTAuthentication):
     """`Authorization: Bearer <access>`; an expired token answers `token_expired`, any other
     bad one `token_not_valid`, each saying where to get a good one."""
 
+    def get_user(self, validated_token: Token):
+        try:
+            user_id = validated_token[api_settings.USER_ID_CLAIM]
+        except KeyError:
+            raise InvalidToken("The token names no user; get a new pair.") from None
+        user = user_get(user_id=user_id)
+        if user is None:
+            raise exceptions.AuthenticationFailed("User not found", code="user_not_found")
+        if not user.is_active:
+            raise exceptions.AuthenticationFailed("User is inactive", code="user_inactive")
+        return user
+
     def get_validated_token(self, raw_token: bytes) -> Token:
         try:
             return AccessToken(raw_token)
@@ -65,6 +79,18 @@ class AccessTokenScheme(SimpleJWTScheme):
     """The access token in the schema, as drf-spectacular describes simplejwt's."""
 
     target_class = AccessTokenAuthentication
+
+
+class ApiKeyAuthentication(TokenAuthentication):
+    """`Authorization: Token <key>`, a recorder machine's API key (DRF's token)."""
+
+    def authenticate_credentials(self, key: str):
+        user = api_key_user_get(key=key)
+        if user is None:
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        if not user.is_active:
+            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+        return user, key
 
 
 def _refused(message: str, code: str) -> exceptions.PermissionDenied:
@@ -98,8 +124,8 @@ class PlaybackTokenAuthentication(BaseAuthentication):
                 "The playback token is not valid; fetch the playlist again for a new one.",
                 "playback_token_invalid",
             ) from None
-        user = get_user_model().objects.filter(pk=grant.user_id, is_active=True).first()
-        if user is None:
+        user = user_get(user_id=grant.user_id)
+        if user is None or not user.is_active:
             raise _refused(
                 "The playback token's user may no longer read; fetch the playlist again.",
                 "playback_token_invalid",
