@@ -20,7 +20,7 @@ from chunks_app.models import MAX_SEQUENCE, Chunk, TimeMark
 from chunks_app.sealing import active_key_id, chunk_seal, upload_spool_key
 from chunks_app.selectors import ChunkDamaged, chunk_sequences_complete
 from chunks_app.signals import chunks_received
-from chunks_app.spool import Segment, get_spool, session_stream
+from chunks_app.spool import Segment, get_spool, session_stream, session_stream_lock
 from chunks_app.storage import ChunkStoreError, get_chunk_store
 from chunks_app.stored_form import chunk_stored_form
 from core.audit import audit_record
@@ -38,9 +38,12 @@ from sessions_app import services as session_services
 from sessions_app import tallies
 from sessions_app.choices import IngestMode, SessionStatus
 from sessions_app.models import Session
+from sessions_app.selectors import session_get
 from sessions_app.tallies import tally_apply
 
 READ_PIECE = 1024 * 1024
+# The columns of a session an append reads, under its stream's lock.
+STREAM_APPEND_FIELDS = ("status", "ingest_mode", "chunk_size", "stream_offset", "stream_part")
 logger = logging.getLogger(__name__)
 
 
@@ -59,8 +62,8 @@ def _not_recording(session: Session) -> Conflict:
     )
 
 
-def _session_gone(session: Session) -> NotFound:
-    return NotFound(f"No session with id '{session.pk}'.")
+def _session_gone(session_id: uuid.UUID) -> NotFound:
+    return NotFound(f"No session with id '{session_id}'.")
 
 
 class StreamConflict(Conflict):
@@ -88,7 +91,7 @@ def _not_recording_now(session: Session) -> Conflict | NotFound:
     try:
         session.refresh_from_db(fields=["status"])
     except Session.DoesNotExist:
-        return _session_gone(session)
+        return _session_gone(session.pk)
     return _not_recording(session)
 
 
@@ -98,16 +101,16 @@ def _require_recording(session: Session) -> None:
 
 
 @contextmanager
-def _lost_to_deletion(session: Session) -> Iterator[None]:
+def _lost_to_deletion(session_id: uuid.UUID) -> Iterator[None]:
     """A write that fails because its session was deleted meanwhile answers 404, and removes
     the files it made after the deletion removed the session's."""
     try:
         yield
     except (ApplicationError, StorageUnavailable, ObjectDoesNotExist):
-        if Session.objects.filter(pk=session.pk).exists():
+        if Session.objects.filter(pk=session_id).exists():
             raise
-        session_files_delete(session_id=session.pk)
-        raise _session_gone(session) from None
+        session_files_delete(session_id=session_id)
+        raise _session_gone(session_id) from None
 
 
 def _claim_ingest_mode(*, session: Session, mode: str) -> None:
@@ -118,7 +121,7 @@ def _claim_ingest_mode(*, session: Session, mode: str) -> None:
     try:
         session.refresh_from_db(fields=["ingest_mode"])
     except Session.DoesNotExist:
-        raise _session_gone(session) from None
+        raise _session_gone(session.pk) from None
     if session.ingest_mode != mode:
         raise Conflict(
             f"This session receives data by {session.get_ingest_mode_display().lower()}; "
@@ -223,7 +226,7 @@ def chunk_ingest(
             atomic_retried(lambda: _time_mark_add_locked(chunk=chunk, time_ms=time_ms))
         return chunk, False
 
-    with _lost_to_deletion(session):
+    with _lost_to_deletion(session.pk):
         if _stores_on_receipt(session, content_length=content_length):
             chunk = _chunk_store_on_receipt(
                 session=session, sequence=sequence, received=received, expected=expected_sha256
@@ -477,7 +480,7 @@ def _time_mark_add_locked(*, chunk: Chunk, time_ms: int) -> None:
     session = lock_rows(Session.objects.filter(pk=chunk.session_id), updated_at=timezone.now())
     row = session.first()
     if row is None:
-        raise _session_gone(chunk.session)
+        raise _session_gone(chunk.session_id)
     _time_mark_add(session=row, sequence=chunk.sequence, position=0, time_ms=time_ms)
 
 
@@ -506,21 +509,21 @@ def _chunks_from_segments(*, session: Session, segments: list[Segment]) -> list[
 
 def session_stream_append(
     *,
-    session: Session,
+    session_id: uuid.UUID,
     body: BinaryIO | None,
     content_length: int | None,
     time_ms: int | None = None,
 ) -> StreamAppendResult:
     """Append the body to the session's byte stream; every full `chunk_size` becomes a chunk.
 
-    `time_ms` marks the media time of the append's first byte.
+    `time_ms` marks the media time of the append's first byte. The session is read once, under
+    the stream's lock, where its stream position cannot move.
     """
-    _require_recording(session)
-    _claim_ingest_mode(session=session, mode=IngestMode.STREAM)
-    stream = session_stream(session_id=session.pk, chunk_size=session.chunk_size)
-    with _lost_to_deletion(session), stream.locked():
-        session.refresh_from_db(fields=["status", "stream_offset", "stream_part"])
+    with _lost_to_deletion(session_id), session_stream_lock(session_id=session_id):
+        session = session_get(session_id=session_id, fields=STREAM_APPEND_FIELDS)
         _require_recording(session)
+        _claim_ingest_mode(session=session, mode=IngestMode.STREAM)
+        stream = session_stream(session_id=session.pk, chunk_size=session.chunk_size)
         offset, part = session.stream_offset, session.stream_part
         try:
             appended = stream.append(
@@ -580,7 +583,7 @@ def session_stop(*, session: Session, duration_ms: int | None = None) -> Session
     recording, seal the manifest and note whether any sequence is missing (`complete`); a
     session with gaps stops all the same. `duration_ms` is the recording's total duration."""
     stream = session_stream(session_id=session.pk, chunk_size=session.chunk_size)
-    with _lost_to_deletion(session), stream.locked():
+    with _lost_to_deletion(session.pk), stream.locked():
         session.refresh_from_db()
 
         def stop() -> None:

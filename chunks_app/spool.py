@@ -99,12 +99,21 @@ class Resealed:
     replaced: tuple[str, ...] = ()
 
 
+def _stream_class(spool: ChunkStore) -> type["SessionStream"]:
+    """Segment files in a spool directory, part objects in a bucket."""
+    return FileSessionStream if isinstance(spool, FileSystemChunkStore) else ObjectSessionStream
+
+
 def session_stream(*, session_id: uuid.UUID, chunk_size: int) -> "SessionStream":
-    """The session's stream in the spool as configured: segment files or part objects."""
+    """The session's stream in the spool as configured."""
     spool = get_spool()
-    if isinstance(spool, FileSystemChunkStore):
-        return FileSessionStream(session_id=session_id, chunk_size=chunk_size, spool=spool)
-    return ObjectSessionStream(session_id=session_id, chunk_size=chunk_size, spool=spool)
+    return _stream_class(spool)(session_id=session_id, chunk_size=chunk_size, spool=spool)
+
+
+def session_stream_lock(*, session_id: uuid.UUID) -> AbstractContextManager[None]:
+    """The lock of the session's stream, to take before reading where the stream ends."""
+    spool = get_spool()
+    return _stream_class(spool).lock(session_id=session_id, spool=spool)
 
 
 class SessionStream(ABC):
@@ -116,9 +125,13 @@ class SessionStream(ABC):
         self.chunk_size = chunk_size
         self.spool = spool
 
-    def locked(self) -> AbstractContextManager[None]:
-        """Hold around every change: one writer per stream where the layout needs it."""
+    @classmethod
+    def lock(cls, *, session_id: uuid.UUID, spool: ChunkStore) -> AbstractContextManager[None]:
+        """Held around every change: one writer per stream where the layout needs it."""
         return nullcontext()
+
+    def locked(self) -> AbstractContextManager[None]:
+        return self.lock(session_id=self.session_id, spool=self.spool)
 
     @abstractmethod
     def append(self, *, offset: int, part: str, pieces: Iterable[bytes]) -> Appended:
@@ -206,12 +219,14 @@ class FileSessionStream(SessionStream):
             sealed = self._path(sequence, sealed=True).exists()
         return f"{self.session_id}/{self._name(sequence, sealed=sealed)}"
 
+    @classmethod
     @contextmanager
-    def locked(self) -> Iterator[None]:
+    def lock(cls, *, session_id: uuid.UUID, spool: FileSystemChunkStore) -> Iterator[None]:
         """One writer per session stream, across processes of this machine."""
-        with self._os_errors("lock"):
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.directory / ".stream.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        directory = spool.root / str(session_id)
+        with _os_errors("lock", directory=directory):
+            directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(directory / ".stream.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -387,16 +402,20 @@ class FileSessionStream(SessionStream):
             elif plain.exists() and plain.stat().st_size != position:
                 os.truncate(plain, position)
 
-    @contextmanager
-    def _os_errors(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except OSError as error:
-            raise ChunkStoreError(
-                f"Could not {action} the stream spool in {self.directory}: "
-                f"{error.strerror or error}. Check that LUCID_STORAGE_PATH is writable "
-                "and has free space."
-            ) from error
+    def _os_errors(self, action: str) -> AbstractContextManager[None]:
+        return _os_errors(action, directory=self.directory)
+
+
+@contextmanager
+def _os_errors(action: str, *, directory: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as error:
+        raise ChunkStoreError(
+            f"Could not {action} the stream spool in {directory}: "
+            f"{error.strerror or error}. Check that LUCID_STORAGE_PATH is writable "
+            "and has free space."
+        ) from error
 
 
 _PART_NAME = re.compile(

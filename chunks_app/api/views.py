@@ -265,14 +265,6 @@ class SessionStreamView(SessionScopedMixin, APIView):
     """Append raw bytes to a session's stream, which is cut into chunks of `chunk_size`."""
 
     recorder_operations = ("post",)
-    session_fields = (
-        "owner_id",
-        "status",
-        "ingest_mode",
-        "chunk_size",
-        "stream_offset",
-        "stream_part",
-    )
 
     @extend_schema(
         summary="Append bytes to the session's stream",
@@ -290,11 +282,11 @@ class SessionStreamView(SessionScopedMixin, APIView):
         responses={200: StreamAppendSerializer, **error_responses(400, 404, 409, 411, 503, 507)},
     )
     def post(self, request: Request, session_id: str) -> Response:
-        session = self.get_session()
+        access = self.get_session_access()
         time_ms = _time_mark(request)
         body = request_body(request)
         result = services.session_stream_append(
-            session=session, body=body, content_length=body.length, time_ms=time_ms
+            session_id=access.pk, body=body, content_length=body.length, time_ms=time_ms
         )
         return Response(StreamAppendSerializer(result).data)
 

@@ -64,11 +64,13 @@ def test_first_upload_into_a_session_deleted_meanwhile_is_404_and_leaves_no_file
 
 
 def test_stream_append_to_a_session_deleted_meanwhile_is_404_and_leaves_no_file(recording):
-    session_stream_append(session=recording, body=io.BytesIO(b"first bytes"), content_length=11)
+    session_stream_append(
+        session_id=recording.pk, body=io.BytesIO(b"first bytes"), content_length=11
+    )
     session = _deleted_meanwhile(recording)
 
     with pytest.raises(NotFound):
-        session_stream_append(session=session, body=io.BytesIO(b"more"), content_length=4)
+        session_stream_append(session_id=session.pk, body=io.BytesIO(b"more"), content_length=4)
 
     assert files_of_session(recording.pk) == []
 
