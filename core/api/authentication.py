@@ -2,6 +2,8 @@
 access tokens whose users come from the identity cache, and a playback token in the query
 string, for the views a media player reads."""
 
+from functools import lru_cache
+
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
@@ -11,7 +13,7 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, InvalidToken, TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken, Token
-from rest_framework_simplejwt.utils import datetime_from_epoch
+from rest_framework_simplejwt.utils import aware_utcnow, datetime_from_epoch
 
 from core.playback_tokens import (
     PlaybackGrant,
@@ -22,6 +24,8 @@ from core.playback_tokens import (
 from core.selectors import api_key_user_get, user_get
 
 TOKEN_PARAMETER = "token"
+# Access tokens a process remembers as checked (a few hundred bytes each).
+CHECKED_TOKENS_KEPT = 4096
 READ_METHODS = frozenset({"GET", "HEAD"})
 # Where to get another JWT of each type.
 TOKEN_REMEDIES = {
@@ -46,6 +50,13 @@ def token_expired(
     )
 
 
+@lru_cache(maxsize=CHECKED_TOKENS_KEPT)
+def _access_token(raw_token: bytes) -> AccessToken:
+    """The access token of this text, its signature and claims checked: once per process, as a
+    client sends the same token with every request until it expires (checked on each use)."""
+    return AccessToken(raw_token)
+
+
 class AccessTokenAuthentication(JWTAuthentication):
     """`Authorization: Bearer <access>`; an expired token answers `token_expired`, any other
     bad one `token_not_valid`, each saying where to get a good one."""
@@ -64,7 +75,7 @@ class AccessTokenAuthentication(JWTAuthentication):
 
     def get_validated_token(self, raw_token: bytes) -> Token:
         try:
-            return AccessToken(raw_token)
+            token = _access_token(raw_token)
         except ExpiredTokenError:
             raise token_expired(AccessToken, raw_token) from None
         except TokenError as error:
@@ -73,6 +84,11 @@ class AccessTokenAuthentication(JWTAuthentication):
                 f"{TOKEN_REMEDIES['access']}.",
                 code="token_not_valid",
             ) from None
+        try:
+            token.check_exp(current_time=aware_utcnow())
+        except TokenError:
+            raise token_expired(AccessToken, raw_token) from None
+        return token
 
 
 class AccessTokenScheme(SimpleJWTScheme):

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -40,6 +41,21 @@ def test_an_expired_access_token_is_401_token_expired_saying_when_and_where_to_r
     expired_at = (AN_HOUR_AGO + timedelta(minutes=5)).replace(microsecond=0).isoformat()
     assert body["message"].startswith(f"The access token expired at {expired_at};")
     assert "POST /api/v1/auth/token/refresh" in body["message"]
+
+
+def test_an_access_token_accepted_before_is_401_token_expired_once_its_time_is_up(
+    anonymous_client,
+):
+    token = AccessToken.for_user(UserFactory(username="alice", roles=["auditor"]))
+    token.set_exp(from_time=timezone.now(), lifetime=timedelta(seconds=2))
+    anonymous_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert anonymous_client.get("/api/v1/sessions").status_code == 200
+
+    time.sleep(max(token["exp"] - time.time(), 0) + 0.1)
+
+    response = anonymous_client.get("/api/v1/sessions")
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_expired"
 
 
 def test_an_expired_refresh_token_is_401_token_expired_pointing_to_a_new_login(anonymous_client):
