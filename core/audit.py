@@ -11,7 +11,6 @@ meanwhile.
 """
 
 import functools
-import ipaddress
 import logging
 import threading
 import uuid
@@ -24,10 +23,10 @@ from typing import Any
 from django.contrib.auth.signals import user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponseBase
-from rest_framework.throttling import BaseThrottle
 
 from core.audit_journal import audit_journal_saved, audit_journal_write
 from core.choices import AuditAction
+from core.http.clients import client_address
 from core.models import AuditEntry
 
 logger = logging.getLogger(__name__)
@@ -43,7 +42,6 @@ class _Served:
 
 _served: ContextVar[_Served | None] = ContextVar("audit_served", default=None)
 _actor: ContextVar[str] = ContextVar("audit_actor", default="system")
-_throttle = BaseThrottle()
 _unsaved: list[AuditEntry] = []
 _unsaved_lock = threading.Lock()
 _saving = threading.Lock()
@@ -85,22 +83,12 @@ def audit_actor(name: str) -> Iterator[None]:
         _actor.reset(token)
 
 
-def _client_address(request: HttpRequest) -> str | None:
-    """The client's IP address as DRF's throttles read it: from X-Forwarded-For only behind
-    LUCID_NUM_PROXIES trusted proxies, else REMOTE_ADDR; None if that is no IP address."""
-    address = _throttle.get_ident(request)
-    try:
-        return str(ipaddress.ip_address(address))
-    except ValueError:
-        return None
-
-
 def _who(served: _Served | None) -> tuple[str, str | None]:
     if served is None:
         return _actor.get(), None
     user = getattr(served.request, "user", None)
     name = user.get_username() if user is not None and user.is_authenticated else "anonymous"
-    return name, _client_address(served.request)
+    return name, client_address(served.request)
 
 
 def _entry(
@@ -187,7 +175,7 @@ def _record_login_failure(sender, credentials: dict, request: HttpRequest | None
     username = str(credentials.get("username", ""))[:150]
     AuditEntry.objects.create(
         actor=username or "anonymous",
-        address=_client_address(request) if request is not None else None,
+        address=client_address(request) if request is not None else None,
         action=AuditAction.LOGIN_FAILED,
         detail={"username": username},
     )

@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
+from core.http.clients import client_address
+
 request_logger = logging.getLogger("lucid.request")
 
 _RECORD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message"}
@@ -31,7 +33,8 @@ class JsonFormatter(logging.Formatter):
 
 
 class RequestLogMiddleware:
-    """Log each request with its status, duration and the session and chunk it addressed."""
+    """Log each request with its status, duration, client and the session and chunk it
+    addressed: the service's one access log."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
@@ -52,6 +55,7 @@ class RequestLogMiddleware:
                 "status": response.status_code,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 "user": user.get_username() if user and user.is_authenticated else None,
+                "client": client_address(request),
                 "session_id": kwargs.get("session_id") or kwargs.get("pk"),
                 "sequence": kwargs.get("sequence"),
             },

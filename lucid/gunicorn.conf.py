@@ -37,7 +37,6 @@ limit_request_line = 8190
 keepalive = 75 if recorder else 5
 # The control socket's default path is shared by every gunicorn of the user; we don't use it.
 control_socket_disable = True
-accesslog = "-"
 
 # Several worker processes share their django-prometheus series through these files.
 metrics_directory = os.environ.setdefault(

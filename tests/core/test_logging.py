@@ -25,7 +25,7 @@ def test_each_request_logs_its_session_and_chunk(api_client, user, caplog):
         str(session.id),
         "3",
     )
-    assert record.user == "operator"
+    assert (record.user, record.client) == ("operator", "127.0.0.1")
     assert record.duration_ms >= 0
 
 
