@@ -317,10 +317,13 @@ else:
     # Files that every process shares: gunicorn's workers count login attempts together (a
     # per-process cache would let each worker allow the whole rate), and what one process
     # drops (a deleted session's entry) is gone for all.
+    # Room for the owner entries of every session a busy machine records: at Django's default
+    # of 300 entries, each miss past 300 sessions would drop a third of the cache at random.
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
             "LOCATION": str(LUCID_STORAGE_PATH / "cache"),
+            "OPTIONS": {"MAX_ENTRIES": 10_000},
         }
     }
 
