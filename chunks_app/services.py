@@ -117,7 +117,10 @@ def _claim_ingest_mode(*, session: Session, mode: str) -> None:
     """Fix the session's ingest style on first use; the other style is then a conflict."""
     if session.ingest_mode == mode:
         return
-    Session.objects.filter(pk=session.pk, ingest_mode=IngestMode.UNDECIDED).update(ingest_mode=mode)
+    undecided = Session.objects.filter(pk=session.pk, ingest_mode=IngestMode.UNDECIDED)
+    if session.ingest_mode == IngestMode.UNDECIDED and undecided.update(ingest_mode=mode):
+        session.ingest_mode = mode
+        return
     try:
         session.refresh_from_db(fields=["ingest_mode"])
     except Session.DoesNotExist:
