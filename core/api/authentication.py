@@ -65,12 +65,19 @@ class AccessTokenAuthentication(JWTAuthentication):
         try:
             user_id = validated_token[api_settings.USER_ID_CLAIM]
         except KeyError:
-            raise InvalidToken("The token names no user; get a new pair.") from None
+            raise InvalidToken(
+                f"The access token names no user; {TOKEN_REMEDIES['refresh']}."
+            ) from None
         user = user_get(user_id=user_id)
         if user is None:
-            raise exceptions.AuthenticationFailed("User not found", code="user_not_found")
+            raise exceptions.AuthenticationFailed(
+                "The token's user no longer exists; log in as another user.", code="user_not_found"
+            )
         if not user.is_active:
-            raise exceptions.AuthenticationFailed("User is inactive", code="user_inactive")
+            raise exceptions.AuthenticationFailed(
+                "The token's user is deactivated; ask an administrator to activate it.",
+                code="user_inactive",
+            )
         return user
 
     def get_validated_token(self, raw_token: bytes) -> Token:
@@ -103,9 +110,14 @@ class ApiKeyAuthentication(TokenAuthentication):
     def authenticate_credentials(self, key: str):
         user = api_key_user_get(key=key)
         if user is None:
-            raise exceptions.AuthenticationFailed("Invalid token.")
+            raise exceptions.AuthenticationFailed(
+                "No user has this API key; ask an administrator for a key "
+                "(`manage.py issue_token <username>`)."
+            )
         if not user.is_active:
-            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+            raise exceptions.AuthenticationFailed(
+                "The API key's user is deactivated; ask an administrator to activate it."
+            )
         return user, key
 
 

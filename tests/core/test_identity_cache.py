@@ -62,6 +62,7 @@ def test_a_deactivated_user_is_refused_on_its_next_request(client_of):
 
     response = client.get(ME)
     assert response.status_code == 401
+    assert "deactivated; ask an administrator" in response.json()["message"]
 
 
 def test_a_deleted_user_is_refused_on_its_next_request():
