@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+from core.db import atomic
 from core.selectors import user_cache_key, user_get
 from core.services import api_key_issue, user_roles_set
 from tests.factories import UserFactory
@@ -150,7 +151,7 @@ def test_an_identity_cached_while_a_change_commits_is_dropped_at_the_commit(
     client = bearer_client(user)
     assert client.get(AUDIT).status_code == 200
     before = cache.get(user_cache_key(user.pk))
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=True), atomic():
         user_roles_set(user=user, roles=["recorder"])
         # A request that read the row before the change committed caches it again.
         cache.set(user_cache_key(user.pk), before)
