@@ -50,6 +50,16 @@ def cpu_seconds(pid: int) -> float:
     return (user_ticks + system_ticks) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_seconds() -> tuple[float, float]:
+    """The machine's busy and total CPU time so far, summed over its cores, from /proc/stat:
+    busy is user, nice, system, irq, softirq and steal; total adds idle and iowait."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = ticks
+    busy = user + nice + system + irq + softirq + steal
+    per_second = os.sysconf("SC_CLK_TCK")
+    return busy / per_second, (busy + idle + iowait) / per_second
+
+
 def process_trees_cpu_seconds(pids: list[int]) -> float:
     """CPU time so far of these processes and all their descendants, summed."""
     return sum(cpu_seconds(process) for pid in pids for process in process_tree(pid))

@@ -31,11 +31,18 @@ For each step, the report gives:
   appends; "service CPU" and "client CPU" are the service's and this process' CPU time as a
   share of one core over the step (2 cores: 200% is the whole machine). A client near 100% (one
   core, the GIL) would make the client the limit, not the service;
+- machine busy, machine CPU-ms/append and ceiling: the whole machine's busy time (user, system,
+  interrupts, steal, from /proc/stat) over the same span, as a share of all its cores and per
+  append; it counts what the service's figure leaves out (the database server, the broker, this
+  client, the kernel's work for the fsyncs). The ceiling is the number of sessions at one
+  append a second that would keep every core busy at that cost: above it no step can pass on
+  this machine, whatever its latency, unless an append costs less;
 - load: the machine's 1-minute load average at the step's end (the service's own included);
   other work on the machine lengthens acks without adding to the service's CPU time;
 - passed: no error and ack p99 < 250 ms.
-The database server's and the broker's CPU (PostgreSQL, Redis) are not counted: they are outside
-the service's process trees and may serve others on the same machine.
+The database server's and the broker's CPU (PostgreSQL, Redis) are not in CPU-ms/append: they
+are outside the service's process trees and may serve others on the same machine; the machine
+columns count them, with anything else the machine ran meanwhile.
 Then the largest N that passed, beside issue 19's target (at least 300 sessions, on the embedded
 default and on PostgreSQL + Celery). Sessions are left recording after their step; the service is
 stopped at the end. The targets are reported, not enforced: the exit status is 0 whenever the

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from bench.client import API, ApiClient
 from bench.ingest.transfer import start_recording_session
-from bench.measure import process_trees_cpu_seconds
+from bench.measure import machine_cpu_seconds, process_trees_cpu_seconds
 
 START_LEAD_SECONDS = 0.5
 SETTLE_INTERVAL_SECONDS = 0.5
@@ -56,8 +56,8 @@ class Outcome:
 @dataclass(frozen=True)
 class StepLoad:
     """The step's appends as measured: acks, lateness and errors from every connection, the CPU
-    seconds of the service's processes and of this client process, and the machine's 1-minute
-    load average at its end."""
+    seconds of the service's processes, of this client process and of the whole machine (busy,
+    and in all: its cores' time), and the machine's 1-minute load average at its end."""
 
     sessions: int
     acks: list[float]
@@ -66,6 +66,8 @@ class StepLoad:
     seconds: float
     service_cpu_seconds: float
     client_cpu_seconds: float
+    machine_busy_seconds: float
+    machine_seconds: float
     load_average: float
 
 
@@ -159,6 +161,7 @@ def run_step(
     )
     session_locks = {session_id: threading.Lock() for session_id in session_ids}
     cpu_before, client_before = process_trees_cpu_seconds(pids), time.process_time()
+    busy_before, machine_before = machine_cpu_seconds()
     started = time.perf_counter() + START_LEAD_SECONDS
     with ThreadPoolExecutor(connections) as pool:
         runs = [
@@ -176,6 +179,7 @@ def run_step(
         outcomes = [run.result() for run in runs]
     elapsed = time.perf_counter() - started
     wait_until_idle(pids)
+    busy_after, machine_after = machine_cpu_seconds()
     return StepLoad(
         sessions=count,
         acks=[ack for outcome in outcomes for ack in outcome.acks],
@@ -184,5 +188,7 @@ def run_step(
         seconds=elapsed,
         service_cpu_seconds=process_trees_cpu_seconds(pids) - cpu_before,
         client_cpu_seconds=time.process_time() - client_before,
+        machine_busy_seconds=busy_after - busy_before,
+        machine_seconds=machine_after - machine_before,
         load_average=os.getloadavg()[0],
     )

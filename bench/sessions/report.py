@@ -4,6 +4,7 @@ that kept its ack p99 under the bound with no error, beside the target."""
 from __future__ import annotations
 
 import argparse
+import os
 
 from bench.measure import percentile
 from bench.report import print_machine, print_table, world_description
@@ -36,6 +37,21 @@ def share_of_core(cpu_seconds: float, step: StepLoad) -> str:
     return f"{cpu_seconds / step.seconds * 100:.0f}%"
 
 
+def machine_busy(step: StepLoad) -> str:
+    return f"{step.machine_busy_seconds / step.machine_seconds * 100:.0f}%"
+
+
+def machine_ms_per_append(step: StepLoad) -> float:
+    """The whole machine's busy CPU time per append: service, client, database server, kernel."""
+    return step.machine_busy_seconds * 1000 / appends(step)
+
+
+def ceiling(step: StepLoad) -> int:
+    """Sessions at one append a second that would keep every core busy at this step's machine
+    CPU per append: no more can be served on this machine at that cost, whatever the latency."""
+    return int(os.cpu_count() * 1000 / machine_ms_per_append(step))
+
+
 COLUMNS = [
     ("appends", lambda step: str(appends(step))),
     ("errors", lambda step: str(step.errors.total())),
@@ -46,6 +62,9 @@ COLUMNS = [
     ("CPU-ms/append", lambda step: milliseconds(step.service_cpu_seconds / appends(step))),
     ("service CPU", lambda step: share_of_core(step.service_cpu_seconds, step)),
     ("client CPU", lambda step: share_of_core(step.client_cpu_seconds, step)),
+    ("machine busy", machine_busy),
+    ("machine CPU-ms/append", lambda step: f"{machine_ms_per_append(step):.1f}"),
+    ("ceiling", lambda step: str(ceiling(step))),
     ("load", lambda step: f"{step.load_average:.1f}"),
     ("passed", lambda step: "yes" if passed(step) else "no"),
 ]
@@ -69,10 +88,16 @@ def print_report(
         f"largest number of sessions with ack p99 < {ACK_P99_BOUND_SECONDS * 1000:.0f} ms and no"
         f" error: {best or 'none of those tried'} (target >= {TARGET_SESSIONS}: {verdict})"
     )
+    last = steps[-1]
+    print(
+        f"ceiling at the last step's cost: {ceiling(last)} sessions would keep all"
+        f" {os.cpu_count()} cores busy at {machine_ms_per_append(last):.1f} CPU-ms of the whole"
+        " machine an append (service, client, database server and kernel)"
+    )
     print_machine(world_description(broker))
     print(
         f"run: {options.seconds} s a step, {options.append_kib} KiB an append, chunks of"
         f" {options.chunk_kib} KiB, {options.workers} gunicorn workers, {connections} client"
         " connections (one per session up to --connections); service CPU and client CPU are"
-        " shares of one core over the step"
+        " shares of one core over the step, machine busy a share of all cores (/proc/stat)"
     )
