@@ -572,7 +572,10 @@ def session_stream_append(
             replaced = [key for segment in segments for key in segment.replaced]
             on_commit(lambda: stream.discard(keys=replaced))
 
-        atomic_retried(record_append)
+        if chunks or time_ms is not None:
+            atomic_retried(record_append)
+        else:  # one UPDATE, atomic by itself: no transaction to begin and commit around it
+            record_append()
     session.stream_offset, session.stream_part = offset + received, appended.part
     return StreamAppendResult(
         received=received,

@@ -10,6 +10,7 @@ from django.db import OperationalError, connection, connections
 
 from core.counters import counters_add, counters_read
 from core.db import atomic
+from core.models import Counter
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -83,6 +84,41 @@ def test_a_writer_of_another_process_holds_the_turn_until_the_timeout(monkeypatc
     with atomic():
         counters_add({"test.queue": 1})
     assert counters_read(["test.queue"]) == {"test.queue": 1}
+
+
+class _TurnHeldElsewhere:
+    """The writers' turn held by another process until the block ends."""
+
+    def __enter__(self) -> None:
+        self.holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_SCRIPT, _lock_path()],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.holder.stdout.readline().strip() == "held"
+
+    def __exit__(self, *exception: object) -> None:
+        self.holder.communicate("")
+
+
+def test_a_write_outside_a_transaction_waits_for_the_turn_too(monkeypatch):
+    Counter.objects.create(key="test.alone", value=1)
+    monkeypatch.setitem(connection.settings_dict["OPTIONS"], "timeout", 0.3)
+
+    with _TurnHeldElsewhere(), pytest.raises(OperationalError, match="database is locked"):
+        Counter.objects.filter(key="test.alone").update(value=2)
+
+    assert Counter.objects.filter(key="test.alone").update(value=3) == 1
+    assert counters_read(["test.alone"]) == {"test.alone": 3}
+
+
+def test_a_read_outside_a_transaction_does_not_wait_for_the_turn(monkeypatch):
+    Counter.objects.create(key="test.alone", value=1)
+    monkeypatch.setitem(connection.settings_dict["OPTIONS"], "timeout", 0.3)
+
+    with _TurnHeldElsewhere():
+        assert counters_read(["test.alone"]) == {"test.alone": 1}
 
 
 def test_its_queries_are_counted_as_django_prometheus_counts_them():

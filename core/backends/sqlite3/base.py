@@ -7,7 +7,8 @@ acknowledgement now and then waits hundreds of milliseconds. Here a transaction 
 thread lock of its process, then an exclusive `flock` on a file beside the database, shared by
 every process of the service: the kernel hands it on the moment it is released. Waiting for
 either ends after the connection's `timeout`, with the "database is locked" error SQLite itself
-would raise.
+would raise. A statement that writes outside a transaction (an UPDATE in autocommit, which
+SQLite commits by itself) waits for its turn the same way and holds it only while it runs.
 
 It is django-prometheus' SQLite backend (queries, errors and connections counted), whose cursor
 class is built once per connection instead of once per cursor.
@@ -15,6 +16,7 @@ class is built once per connection instead of once per cursor.
 
 import fcntl
 import os
+import re
 import threading
 import time
 
@@ -25,9 +27,26 @@ from django_prometheus.db.common import ExportingCursorWrapper
 
 POLL_SECONDS = 0.0005
 _writers = threading.Lock()
+_WRITES = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+
+
+def _write_alone_queued(execute, sql, params, many, context):
+    """Run a statement that writes outside a transaction in the writers' turn."""
+    connection = context["connection"]
+    if not connection.get_autocommit() or not _WRITES.match(sql):
+        return execute(sql, params, many, context)
+    connection._writer_turn_take()
+    try:
+        return execute(sql, params, many, context)
+    finally:
+        connection._writer_turn_end()
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.execute_wrappers.append(_write_alone_queued)
+
     @cached_property
     def _cursor_class(self) -> type:
         return ExportingCursorWrapper(self.CURSOR_CLASS, self.alias, self.vendor)

@@ -5,6 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tests.chunks_app.helpers import post_stream, put_chunk, screen_like
+from tests.conftest import ON_MONGODB
 from tests.factories import SessionFactory
 
 
@@ -21,6 +22,27 @@ def test_an_append_that_completes_no_chunk_reads_the_session_once_and_writes_it_
     of_session = _session_queries(queries)  # one read, one write: the owner is cached by now
     assert len(of_session) == 2, of_session
     assert not any("JOIN" in sql for sql in of_session), of_session
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(ON_MONGODB, reason="MongoDB's backend runs no statement through wrappers")
+def test_an_append_that_completes_no_chunk_writes_outside_a_transaction(api_client, user):
+    """Its one UPDATE is atomic by itself; a transaction around it would hold the database's
+    write turn (SQLite's one writer) for a BEGIN and a COMMIT more."""
+    session = SessionFactory(owner=user, status="recording", chunk_size=1024 * 1024)
+    assert post_stream(api_client, session, screen_like(1000)).status_code == 200
+    in_transaction = []
+
+    def note(execute, sql, params, many, context):
+        in_transaction.append(not context["connection"].get_autocommit())
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(note):
+        response = post_stream(api_client, session, screen_like(2000, seed=1))
+
+    assert response.json() == {"received": 2000, "offset": 3000, "chunks": []}
+    assert in_transaction, "no statement ran"
+    assert not any(in_transaction), in_transaction
 
 
 def _session_queries(queries) -> list[str]:
