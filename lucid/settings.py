@@ -392,6 +392,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.api.schema.paths_without_trailing_slash",
+        "core.api.schema.json_bodies_refuse_other_media_types",
     ],
     "ENUM_NAME_OVERRIDES": {
         "SessionStatusEnum": "sessions_app.choices.SessionStatus",

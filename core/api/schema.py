@@ -13,6 +13,8 @@ ERROR_DESCRIPTIONS = {
     409: "Conflicts with the current state; `status` names it where it applies.",
     411: "The body was sent with neither a Content-Length nor chunked transfer coding.",
     413: "The body is larger than the session's chunk size.",
+    415: "`unsupported_media_type`: the body is not JSON; send it with "
+    "`Content-Type: application/json`.",
     416: "The requested range is not satisfiable.",
     429: "`throttled`: too many attempts from this client address; `Retry-After` says when to "
     "try again.",
@@ -50,6 +52,23 @@ def error_responses(*statuses: int, authenticated: bool = True) -> dict[int, Ope
         code: OpenApiResponse(response=ErrorSerializer, description=ERROR_DESCRIPTIONS[code])
         for code in wanted
     }
+
+
+def json_bodies_refuse_other_media_types(result: dict, generator, request, public) -> dict:
+    """Document the 415 of every operation whose body is JSON: a form or any other body is
+    refused before the view runs, so no view lists it."""
+    error = {"$ref": "#/components/schemas/Error"}
+    for operations in result["paths"].values():
+        for operation in operations.values():
+            if set(operation.get("requestBody", {}).get("content", ())) == {"application/json"}:
+                refused = {
+                    "content": {"application/json": {"schema": error}},
+                    "description": ERROR_DESCRIPTIONS[415],
+                }
+                operation["responses"] = dict(
+                    sorted({**operation["responses"], "415": refused}.items())
+                )
+    return result
 
 
 def paths_without_trailing_slash(result: dict, generator, request, public) -> dict:

@@ -92,6 +92,22 @@ def test_request_bodies_are_json_and_only_chunk_bodies_are_bytes(schema):
     }
 
 
+def test_every_operation_with_a_json_body_documents_its_415(schema):
+    with_json_bodies = {
+        (path, method)
+        for path, method, operation in _operations(schema)
+        if set(operation.get("requestBody", {}).get("content", ())) == {"application/json"}
+    }
+    documenting = {
+        (path, method)
+        for path, method, operation in _operations(schema)
+        if "415" in operation["responses"]
+    }
+
+    assert ("/api/v1/sessions", "post") in with_json_bodies
+    assert documenting == with_json_bodies
+
+
 def test_every_documented_api_error_has_the_error_shape(schema):
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     errors = {
@@ -109,8 +125,8 @@ def test_every_documented_api_error_has_the_error_shape(schema):
 @pytest.mark.parametrize(
     ("path", "statuses"),
     [
-        ("/api/v1/auth/token", {"200", "400", "401", "429"}),
-        ("/api/v1/auth/token/refresh", {"200", "400", "401"}),
+        ("/api/v1/auth/token", {"200", "400", "401", "415", "429"}),
+        ("/api/v1/auth/token/refresh", {"200", "400", "401", "415"}),
     ],
 )
 def test_the_token_endpoints_document_their_errors(schema, path, statuses):
