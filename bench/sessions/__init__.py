@@ -37,6 +37,9 @@ For each step, the report gives:
   client, the kernel's work for the fsyncs). The ceiling is the number of sessions at one
   append a second that would keep every core busy at that cost: above it no step can pass on
   this machine, whatever its latency, unless an append costs less;
+- below the table, for each step: how many of its seconds (by when their appends were due) had
+  an ack p99 over the bound, and the slowest three: a tail spread over the whole step is steady
+  saturation, one gathered in a few seconds comes from bursts;
 - load: the machine's 1-minute load average at the step's end (the service's own included);
   other work on the machine lengthens acks without adding to the service's CPU time;
 - passed: no error and ack p99 < 250 ms.

@@ -46,10 +46,12 @@ class Schedule:
 
 @dataclass
 class Outcome:
-    """What one connection saw: each append's ack and lateness in seconds, and its errors."""
+    """What one connection saw: each append's ack and lateness in seconds, the second of the
+    step each acknowledged append was due in, and its errors."""
 
     acks: list[float] = field(default_factory=list)
     lateness: list[float] = field(default_factory=list)
+    due_seconds: list[int] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
 
 
@@ -62,6 +64,7 @@ class StepLoad:
     sessions: int
     acks: list[float]
     lateness: list[float]
+    due_seconds: list[int]
     errors: Counter[str]
     seconds: float
     service_cpu_seconds: float
@@ -121,6 +124,7 @@ def connection_loop(
                 acked = time.perf_counter()
             if error is None:
                 outcome.acks.append(acked - due)
+                outcome.due_seconds.append(int(item.due))
             else:
                 outcome.errors[error] += 1
     return outcome
@@ -184,6 +188,7 @@ def run_step(
         sessions=count,
         acks=[ack for outcome in outcomes for ack in outcome.acks],
         lateness=[late for outcome in outcomes for late in outcome.lateness],
+        due_seconds=[second for outcome in outcomes for second in outcome.due_seconds],
         errors=sum((outcome.errors for outcome in outcomes), Counter()),
         seconds=elapsed,
         service_cpu_seconds=process_trees_cpu_seconds(pids) - cpu_before,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections import defaultdict
 
 from bench.measure import percentile
 from bench.report import print_machine, print_table, world_description
@@ -70,11 +71,36 @@ COLUMNS = [
 ]
 
 
+SLOWEST_SECONDS_SHOWN = 3
+
+
+def print_slowest_seconds(step: StepLoad) -> None:
+    """The seconds of the step whose appends were acknowledged slowest: a tail spread over the
+    whole step points at steady saturation, one gathered in a few seconds at bursts."""
+    by_second: dict[int, list[float]] = defaultdict(list)
+    for second, ack in zip(step.due_seconds, step.acks, strict=True):
+        by_second[second].append(ack)
+    if not by_second:
+        return
+    over = sum(percentile(acks, 0.99) >= ACK_P99_BOUND_SECONDS for acks in by_second.values())
+    slowest = sorted(by_second, key=lambda second: percentile(by_second[second], 0.99))
+    shown = ", ".join(
+        f"{second} (p50 {percentile_ms(by_second[second], 0.50)},"
+        f" p99 {percentile_ms(by_second[second], 0.99)})"
+        for second in reversed(slowest[-SLOWEST_SECONDS_SHOWN:])
+    )
+    print(
+        f"{step.sessions} sessions: {over} of {len(by_second)} seconds with ack p99 >="
+        f" {ACK_P99_BOUND_SECONDS * 1000:.0f} ms; slowest seconds (ms): {shown}"
+    )
+
+
 def print_report(
     steps: list[StepLoad], *, options: argparse.Namespace, connections: str, broker: bool
 ) -> None:
     print_table("sessions", steps, lambda step: str(step.sessions), COLUMNS)
     for step in steps:
+        print_slowest_seconds(step)
         for error, count in step.errors.most_common(3):
             print(f"{step.sessions} sessions: {count} x {error}")
     best = max((step.sessions for step in steps if passed(step)), default=0)
