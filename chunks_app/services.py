@@ -25,7 +25,7 @@ from chunks_app.storage import ChunkStoreError, get_chunk_store
 from chunks_app.stored_form import chunk_stored_form
 from core.audit import audit_record
 from core.choices import AuditAction, ChunkStatus, PipelineState
-from core.db import atomic_retried, lock_rows, on_commit
+from core.db import atomic_retried, lock_rows, on_commit, write_alone
 from core.errors import (
     ApplicationError,
     Conflict,
@@ -574,8 +574,8 @@ def session_stream_append(
 
         if chunks or time_ms is not None:
             atomic_retried(record_append)
-        else:  # one UPDATE, atomic by itself: no transaction to begin and commit around it
-            record_append()
+        else:
+            write_alone(record_append)
     session.stream_offset, session.stream_part = offset + received, appended.part
     return StreamAppendResult(
         received=received,

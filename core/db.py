@@ -129,6 +129,19 @@ def atomic_retried(work: Callable[[], T], *, attempts: int | None = None) -> T:
         return work()
 
 
+def write_alone(work: Callable[[], T]) -> T:
+    """Run `work`, one statement that writes (and reads, if it must), atomic by itself.
+
+    On PostgreSQL and SQLite it runs outside a transaction: no BEGIN and COMMIT around it, and
+    SQLite's one write turn is held only while the statement runs. On MongoDB it runs in a
+    transaction all the same (retried as `atomic_retried` does): there a write outside one
+    waits, unbounded, behind every transaction that holds its document.
+    """
+    if is_mongodb():
+        return atomic_retried(work)
+    return work()
+
+
 def is_transient(error: BaseException) -> bool:
     """Whether the database aborted the transaction for a conflict, so that it may run again.
 

@@ -4,7 +4,7 @@ import pytest
 from django.db import OperationalError
 
 from core.counters import counters_add, counters_read
-from core.db import atomic_retried
+from core.db import atomic, atomic_retried, in_transaction, is_mongodb, write_alone
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,3 +53,12 @@ def test_it_gives_up_after_the_last_attempt():
     with pytest.raises(OperationalError):
         atomic_retried(work, attempts=3)
     assert len(calls) == 3
+
+
+def test_a_lone_write_runs_outside_a_transaction_but_on_mongodb():
+    assert write_alone(in_transaction) is is_mongodb()
+
+
+def test_a_lone_write_inside_a_transaction_joins_it():
+    with atomic():
+        assert write_alone(in_transaction) is True
